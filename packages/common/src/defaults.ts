@@ -1,0 +1,19 @@
+// Defaults of the local stack (`netmon stack up`): with no config, every
+// command talks to these. One place, so the stack and the services agree.
+
+export const DEFAULT_BROKERS = ['127.0.0.1:9092'];
+
+export const DEFAULT_TOPICS = {
+  raw: 'netmon.raw.v1',
+  events: 'netmon.events.v1',
+  dlq: 'netmon.dlq.v1',
+} as const;
+
+export const DEFAULT_S3 = {
+  endpoint: 'http://127.0.0.1:9000',
+  region: 'us-east-1',
+  bucket: 'netmon-archive',
+  accessKeyId: 'netmon',
+  secretAccessKey: 'netmon-secret-key',
+  forcePathStyle: true,
+} as const;
