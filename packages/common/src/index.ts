@@ -1,1 +1,13 @@
 export * from './defaults';
+export * from './errors';
+export * from './contracts';
+export * from './config';
+export * from './topics';
+export * from './logger';
+export * from './metrics';
+export * from './kafka';
+export * from './s3';
+export { canonicalForm } from './avro/canonical';
+export { crc64Avro } from './avro/crc64';
+export { SingleObjectCodec, fingerprint } from './avro/single-object';
+export { codecFor, networkEventCodec, rawRecordCodec, readSchema, schemaDir } from './avro/schemas';

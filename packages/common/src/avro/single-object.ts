@@ -1,0 +1,86 @@
+// Avro single-object encoding (Avro specification, "Single-object encoding"):
+// C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
+// Parsing Canonical Form, then the Avro binary body. A reader needs nothing but
+// the .avsc files: the fingerprint names the writer schema, and the body is
+// resolved from that writer schema to the reader's current one.
+import avro from 'avsc';
+import { DecodeError } from '../errors';
+import { canonicalForm } from './canonical';
+import { crc64Avro } from './crc64';
+
+const MAGIC_0 = 0xc3;
+const MAGIC_1 = 0x01;
+const HEADER_BYTES = 10;
+
+type Resolver = ReturnType<avro.Type['createResolver']>;
+
+/** The 8 fingerprint bytes (little-endian) of a schema's canonical form. */
+export function fingerprint(schema: object | string): Buffer {
+  const out = Buffer.alloc(8);
+  out.writeBigUInt64LE(crc64Avro(Buffer.from(canonicalForm(schema as never), 'utf8')));
+  return out;
+}
+
+/**
+ * Encodes values of one schema and decodes values written with it or with any
+ * of its older versions (`history`), resolved to it.
+ */
+export class SingleObjectCodec<T> {
+  readonly type: avro.Type;
+  readonly header: Buffer;
+  private readonly readers = new Map<bigint, avro.Type | Resolver>();
+  private scratch = Buffer.alloc(4096);
+
+  constructor(schema: object, history: readonly object[] = []) {
+    this.type = avro.Type.forSchema(schema as avro.Schema);
+    const fp = fingerprint(schema);
+    this.header = Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1]), fp]);
+    this.readers.set(fp.readBigUInt64LE(0), this.type);
+    for (const old of history) {
+      const writer = avro.Type.forSchema(old as avro.Schema);
+      this.readers.set(fingerprint(old).readBigUInt64LE(0), this.type.createResolver(writer));
+    }
+  }
+
+  /** The schema's fingerprint as 16 hex digits (little-endian byte order). */
+  get fingerprintHex(): string {
+    return this.header.subarray(2).toString('hex');
+  }
+
+  encode(value: T): Buffer {
+    this.header.copy(this.scratch, 0);
+    let end = this.type.encode(value, this.scratch, HEADER_BYTES);
+    while (end < 0) {
+      // avsc returns minus the missing byte count when the buffer is too small.
+      this.scratch = Buffer.alloc(Math.max(this.scratch.length * 2, this.scratch.length - end));
+      this.header.copy(this.scratch, 0);
+      end = this.type.encode(value, this.scratch, HEADER_BYTES);
+    }
+    return Buffer.from(this.scratch.subarray(0, end));
+  }
+
+  /** Decodes one record; every failure is a DecodeError naming the reason. */
+  decode(bytes: Uint8Array): T {
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (buf.length < HEADER_BYTES) throw new DecodeError('too-short', `${buf.length} bytes, the header alone is ${HEADER_BYTES}`);
+    if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) {
+      throw new DecodeError('bad-magic', `starts with ${buf.subarray(0, 2).toString('hex')}, expected c301`);
+    }
+    const reader = this.readers.get(buf.readBigUInt64LE(2));
+    if (!reader) {
+      throw new DecodeError('unknown-fingerprint', `writer schema ${buf.subarray(2, HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`);
+    }
+    let result: { value: unknown; offset: number };
+    try {
+      result = reader === this.type ? this.type.decode(buf, HEADER_BYTES) : this.type.decode(buf, HEADER_BYTES, reader as Resolver);
+    } catch (err) {
+      throw new DecodeError('corrupt-body', (err as Error).message, { cause: err });
+    }
+    if (result.offset < 0) throw new DecodeError('corrupt-body', 'body ends before the record does');
+    if (result.offset !== buf.length) throw new DecodeError('trailing-bytes', `${buf.length - result.offset} bytes after the record`);
+    // avsc reads an out-of-range enum or union index as undefined instead of
+    // failing: check the value so that garbage never reaches a consumer.
+    if (!this.type.isValid(result.value)) throw new DecodeError('corrupt-body', 'decoded value does not match the schema');
+    return result.value as T;
+  }
+}
