@@ -289,13 +289,17 @@ function readKafka(section: Section, env: NodeJS.ProcessEnv): KafkaSettings {
   const envBrokers = env.NETMON_KAFKA_BROKERS ?? env.KAFKA_BROKERS;
   if (envBrokers !== undefined) {
     const key = env.NETMON_KAFKA_BROKERS !== undefined ? 'NETMON_KAFKA_BROKERS' : 'KAFKA_BROKERS';
-    brokers = envBrokers.split(',').map((b) => b.trim()).filter(Boolean);
+    brokers = envBrokers
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean);
     const bad = brokers.find((b) => !HOST_PORT.re.test(b));
     if (brokers.length === 0 || bad !== undefined) throw new ConfigError('environment', key, 'a comma-separated list of host:port', JSON.stringify(envBrokers));
   }
   if (env.NETMON_KAFKA_SSL !== undefined) {
-    if (!['true', 'false'].includes(env.NETMON_KAFKA_SSL)) throw new ConfigError('environment', 'NETMON_KAFKA_SSL', 'true or false', JSON.stringify(env.NETMON_KAFKA_SSL));
-    ssl = env.NETMON_KAFKA_SSL === 'true' ? (ssl || { rejectUnauthorized: true }) : false;
+    if (!['true', 'false'].includes(env.NETMON_KAFKA_SSL))
+      throw new ConfigError('environment', 'NETMON_KAFKA_SSL', 'true or false', JSON.stringify(env.NETMON_KAFKA_SSL));
+    ssl = env.NETMON_KAFKA_SSL === 'true' ? ssl || { rejectUnauthorized: true } : false;
   }
   if (env.NETMON_KAFKA_SASL_USERNAME !== undefined) {
     const mechanism = (env.NETMON_KAFKA_SASL_MECHANISM ?? sasl?.mechanism ?? 'plain') as SaslMechanism;
@@ -329,15 +333,22 @@ function readS3(section: Section, env: NodeJS.ProcessEnv): S3Settings {
 
   const envEndpoint = env.NETMON_S3_ENDPOINT ?? env.S3_ENDPOINT;
   if (envEndpoint !== undefined) {
-    if (!/^https?:\/\/\S+$/.test(envEndpoint)) throw new ConfigError('environment', env.NETMON_S3_ENDPOINT !== undefined ? 'NETMON_S3_ENDPOINT' : 'S3_ENDPOINT', 'an http(s) URL', JSON.stringify(envEndpoint));
+    if (!/^https?:\/\/\S+$/.test(envEndpoint))
+      throw new ConfigError(
+        'environment',
+        env.NETMON_S3_ENDPOINT !== undefined ? 'NETMON_S3_ENDPOINT' : 'S3_ENDPOINT',
+        'an http(s) URL',
+        JSON.stringify(envEndpoint),
+      );
     s3.endpoint = envEndpoint;
     s3.forcePathStyle = true;
   }
   if (env.NETMON_S3_BUCKET) s3.bucket = env.NETMON_S3_BUCKET;
   const region = env.NETMON_S3_REGION ?? env.AWS_REGION;
   if (region) s3.region = region;
-  // The local stack's own keys, unless the AWS default chain has something.
-  if (s3.endpoint === DEFAULT_S3.endpoint && !env.AWS_ACCESS_KEY_ID) {
+  // A server on loopback is a local stack: its own keys, unless the
+  // environment names others. Everywhere else, the AWS default chain.
+  if (/^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(s3.endpoint) && !env.AWS_ACCESS_KEY_ID) {
     s3.credentials = { accessKeyId: DEFAULT_S3.accessKeyId, secretAccessKey: DEFAULT_S3.secretAccessKey };
   }
   return s3;

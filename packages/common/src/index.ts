@@ -7,6 +7,7 @@ export * from './logger';
 export * from './metrics';
 export * from './kafka';
 export * from './s3';
+export * from './net';
 export { canonicalForm } from './avro/canonical';
 export { crc64Avro } from './avro/crc64';
 export { SingleObjectCodec, fingerprint } from './avro/single-object';

@@ -18,3 +18,12 @@ export function resolveTopic(topics: { raw: string; events: string; dlq: string 
   if (problem) throw new Error(`topic "${nameOrAlias}": ${problem}`);
   return nameOrAlias;
 }
+
+/** Headers of a dead-letter record; its value is the original bytes, untouched. */
+export const DLQ_HEADERS = {
+  reason: 'netmon-dlq-reason',
+  detail: 'netmon-dlq-detail',
+  sourceTopic: 'netmon-dlq-source-topic',
+  sourcePartition: 'netmon-dlq-source-partition',
+  sourceOffset: 'netmon-dlq-source-offset',
+} as const;

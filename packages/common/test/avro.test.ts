@@ -39,9 +39,14 @@ describe('Parsing Canonical Form and CRC-64-AVRO (Apache Avro test vectors)', ()
     });
   }
 
-  test('the fingerprint is not avsc\'s own (MD5) fingerprint', () => {
+  test("the fingerprint is not avsc's own (MD5) fingerprint", () => {
     const schema = readSchema('network-event.avsc');
-    assert.notDeepEqual(fingerprint(schema), avro.Type.forSchema(schema as avro.Schema).fingerprint().subarray(0, 8));
+    assert.notDeepEqual(
+      fingerprint(schema),
+      avro.Type.forSchema(schema as avro.Schema)
+        .fingerprint()
+        .subarray(0, 8),
+    );
   });
 });
 
@@ -91,7 +96,11 @@ describe('single-object encoding', () => {
       [Buffer.concat([good, Buffer.from([0, 0])]), 'trailing-bytes'],
     ];
     for (const [bytes, reason] of cases) {
-      assert.throws(() => codec.decode(bytes), (err: unknown) => err instanceof DecodeError && err.reason === reason, reason);
+      assert.throws(
+        () => codec.decode(bytes),
+        (err: unknown) => err instanceof DecodeError && err.reason === reason,
+        reason,
+      );
     }
   });
 

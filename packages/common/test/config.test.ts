@@ -58,7 +58,10 @@ process_filter:
     assert.equal(cfg.s3.sse, 'aws:kms');
     assert.equal(cfg.sensor.ringBufferBytes, 16 << 20);
     assert.deepEqual(cfg.processFilter, {
-      denyList: true, uid: [0], euid: [0], auid: [1000],
+      denyList: true,
+      uid: [0],
+      euid: [0],
+      auid: [1000],
       binary: { name: ['curl', 'tail'], path: ['/usr/bin/uname'], prefix: ['/usr/local/bin/'] },
     });
   });
@@ -72,7 +75,7 @@ process_filter:
   test('environment overrides connection settings', () => {
     const cfg = parseConfig('kafka: { brokers: [a:1] }\n', 'f.yaml', {
       KAFKA_BROKERS: 'b:2, c:3',
-      S3_ENDPOINT: 'http://10.0.0.1:9000',
+      S3_ENDPOINT: 'http://s3.internal.example:9000',
       NETMON_S3_BUCKET: 'other-bucket',
       AWS_REGION: 'eu-central-1',
       NETMON_KAFKA_SASL_USERNAME: 'svc',
@@ -80,7 +83,7 @@ process_filter:
       NETMON_KAFKA_SSL: 'true',
     });
     assert.deepEqual(cfg.kafka.brokers, ['b:2', 'c:3']);
-    assert.equal(cfg.s3.endpoint, 'http://10.0.0.1:9000');
+    assert.equal(cfg.s3.endpoint, 'http://s3.internal.example:9000');
     assert.equal(cfg.s3.bucket, 'other-bucket');
     assert.equal(cfg.s3.region, 'eu-central-1');
     assert.deepEqual(cfg.kafka.sasl, { mechanism: 'plain', username: 'svc', password: 'pw' });
@@ -132,4 +135,11 @@ describe('config errors name the file, the key, what was expected and found', ()
     writeFileSync(file, 'host: { id: abc, hostname: h1 }\n');
     assert.deepEqual(loadConfig(undefined, { NETMON_CONFIG: file }).host, { id: 'abc', hostname: 'h1' });
   });
+});
+
+test('docs/netmon.example.yaml parses and states the defaults', () => {
+  const example = path.resolve(__dirname, '../../../../docs/netmon.example.yaml');
+  const { source: _a, ...fromExample } = loadConfig(example, noEnv);
+  const { source: _b, ...defaults } = loadConfig(undefined, noEnv);
+  assert.deepEqual(fromExample, defaults);
 });

@@ -68,7 +68,10 @@ export class SingleObjectCodec<T> {
     }
     const reader = this.readers.get(buf.readBigUInt64LE(2));
     if (!reader) {
-      throw new DecodeError('unknown-fingerprint', `writer schema ${buf.subarray(2, HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`);
+      throw new DecodeError(
+        'unknown-fingerprint',
+        `writer schema ${buf.subarray(2, HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`,
+      );
     }
     let result: { value: unknown; offset: number };
     try {

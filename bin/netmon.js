@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The one command-line entry of Netmon; the code lives in cli/.
+require('../cli/dist/src/main.js').main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`netmon: ${err && err.stack ? err.stack : err}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,3 @@
+export { main, usage } from './main';
+export { recordToJson } from './tail';
+export * from './stack';

@@ -1,0 +1,70 @@
+// `netmon <command>`: dispatches to the command's module. Each command parses
+// its own flags, prints its own --help and returns the process exit code.
+import { ConfigError } from '@netmon/common';
+import { UsageError } from './args';
+
+interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  stack: {
+    summary: 'up | down | status of the local Kafka broker and S3 server',
+    run: async (argv) => (await import('./stack')).runStackCommand(argv),
+  },
+  probe: {
+    summary: 'load the kernel probes and print raw events as JSON lines',
+    run: async (argv) => (await import('@netmon/sensor')).runProbeCommand(argv),
+  },
+  tail: {
+    summary: 'decode a Netmon topic (raw | events | dlq) to JSON lines',
+    run: async (argv) => (await import('./tail')).runTailCommand(argv),
+  },
+};
+
+// Commands of the pipeline still being built; listed so `--help` tells the truth.
+const PLANNED: Record<string, string> = {
+  sensor: 'per-host publisher of kernel events to Kafka (issue 4)',
+  enricher: 'consumer group joining events with processes (issue 5)',
+  archiver: 'consumer group writing the events to S3 for Athena (issue 6)',
+  query: 'SQL over the archive with DuckDB (issue 6)',
+  run: 'the whole pipeline on this host (issue 7)',
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys({ ...COMMANDS, ...PLANNED }).map((c) => c.length));
+  const lines = ['Usage: netmon <command> [options]   (netmon <command> --help for its options)', '', 'Commands:'];
+  for (const [name, cmd] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}  ${cmd.summary}`);
+  lines.push('', 'Not yet available:');
+  for (const [name, summary] of Object.entries(PLANNED)) lines.push(`  ${name.padEnd(width)}  ${summary}`);
+  lines.push('', 'With no --config (or NETMON_CONFIG), commands use the local stack: Kafka on 127.0.0.1:9092, S3 on 127.0.0.1:9000.');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    const planned = PLANNED[name];
+    process.stderr.write(planned ? `netmon ${name}: not available yet: ${planned}\n` : `netmon: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`netmon ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`netmon ${name}: bad configuration: ${err.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,126 @@
+// `netmon tail`: any Netmon topic decoded to JSON lines on stdout, one per record.
+// events lines are the spec's NetworkEvent JSON, so `netmon tail --topic events`
+// is also the simplest custom consumer.
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import {
+  DLQ_HEADERS,
+  DecodeError,
+  createKafka,
+  createLogger,
+  formatAddress,
+  loadConfig,
+  networkEventCodec,
+  rawRecordCodec,
+  resolveTopic,
+} from '@netmon/common';
+import type { IHeaders } from 'kafkajs';
+import { numberFlag, parseFlags, stringFlag, UsageError } from './args';
+
+const USAGE = `Usage: netmon tail --topic raw|events|dlq|NAME [options]
+
+Decodes the records of a Netmon topic to JSON lines on stdout.
+
+Options:
+  --topic T           raw, events, dlq (the configured names) or a topic name
+  --from-beginning    start at the oldest record instead of new ones
+  --max N             exit after N records
+  --idle-exit S       exit after S seconds without a record
+  --config FILE       netmon.yaml (default: $NETMON_CONFIG, else the local stack)
+`;
+
+/** raw records carry addresses as bytes: show them as text. */
+function rawReplacer(this: unknown, key: string, value: unknown): unknown {
+  if ((key === 'saddr' || key === 'daddr') && value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer') {
+    return formatAddress(Buffer.from((value as { data: number[] }).data));
+  }
+  return value;
+}
+
+function headerText(headers: IHeaders | undefined, name: string): string {
+  const value = headers?.[name];
+  return value === undefined ? '' : String(Array.isArray(value) ? value[0] : value);
+}
+
+/** Turns one record's value into its JSON line. */
+export function recordToJson(kind: 'dlq' | 'other', value: Buffer, headers?: IHeaders): string {
+  if (kind === 'dlq') {
+    return JSON.stringify({
+      reason: headerText(headers, DLQ_HEADERS.reason),
+      detail: headerText(headers, DLQ_HEADERS.detail),
+      source: {
+        topic: headerText(headers, DLQ_HEADERS.sourceTopic),
+        partition: Number(headerText(headers, DLQ_HEADERS.sourcePartition)),
+        offset: headerText(headers, DLQ_HEADERS.sourceOffset),
+      },
+      value_base64: value.toString('base64'),
+    });
+  }
+  // Any other topic: the record's fingerprint says which contract wrote it.
+  try {
+    return JSON.stringify(networkEventCodec().decode(value));
+  } catch (err) {
+    if (!(err instanceof DecodeError && err.reason === 'unknown-fingerprint')) throw err;
+  }
+  return JSON.stringify(rawRecordCodec().decode(value), rawReplacer);
+}
+
+export async function runTailCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(
+    argv,
+    { topic: { type: 'string' }, 'from-beginning': { type: 'boolean' }, max: { type: 'string' }, 'idle-exit': { type: 'string' }, config: { type: 'string' } },
+    USAGE,
+  );
+  if (!flags) return 0;
+  const alias = stringFlag(flags, 'topic');
+  if (!alias) throw new UsageError(`--topic is required\n\n${USAGE}`);
+  const max = numberFlag(flags, 'max', Number.POSITIVE_INFINITY);
+  const idleExitMs = numberFlag(flags, 'idle-exit', 0) * 1000;
+
+  const config = loadConfig(stringFlag(flags, 'config'));
+  const topic = resolveTopic(config.topics, alias);
+  const kind = topic === config.topics.dlq ? 'dlq' : 'other';
+  const logger = createLogger('tail', config.log.level === 'info' ? 'warn' : config.log.level);
+  const consumer = createKafka(config.kafka, logger, 'tail').consumer({ groupId: `netmon-tail-${randomUUID()}`, readUncommitted: false });
+
+  let printed = 0;
+  let lastRecordAt = Date.now();
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const onSignal = () => finish(0);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const idleTimer = idleExitMs > 0 ? setInterval(() => Date.now() - lastRecordAt >= idleExitMs && finish(0), 100) : undefined;
+
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: Boolean(flags.values['from-beginning']) });
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, resolveOffset, isRunning }) => {
+      for (const message of batch.messages) {
+        if (!isRunning() || printed >= max) break;
+        lastRecordAt = Date.now();
+        let line: string;
+        try {
+          line = recordToJson(kind, message.value ?? Buffer.alloc(0), message.headers);
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err;
+          logger.warn({ topic, partition: batch.partition, offset: message.offset, reason: err.reason }, err.message);
+          resolveOffset(message.offset);
+          continue;
+        }
+        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+        resolveOffset(message.offset);
+        if (++printed >= max) finish(0);
+      }
+    },
+  });
+  const code = await finished;
+  if (idleTimer) clearInterval(idleTimer);
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
+  await consumer.disconnect();
+  return code;
+}
