@@ -1,0 +1,96 @@
+// The processes already running when the sensor starts, read from /proc, as
+// ProcessExec records with snapshot: true, so their connections are attributed.
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import type { ProcessExec, SecureExecFlag } from '@netmon/common';
+
+/** USER_HZ: /proc/PID/stat counts start time in these ticks. */
+const CLOCK_TICKS_PER_S = 100;
+const US_PER_TICK = 1_000_000 / CLOCK_TICKS_PER_S;
+
+export function parseStatus(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+/** Field 22 of /proc/PID/stat (start time in ticks); comm may hold spaces and parens. */
+export function parseStartTicks(stat: string): number {
+  const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // afterComm[0] is field 3 (state), so field 22 is index 19.
+  return Number(afterComm[19]);
+}
+
+/** The cgroup v2 path (`0::/path`), or the first hierarchy's on v1. */
+export function parseCgroup(text: string): string {
+  const lines = text.trim().split('\n');
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  return (v2 ?? lines[0] ?? '').split(':').slice(2).join(':');
+}
+
+const hexCaps = (value: string | undefined) => Number.parseInt(value ?? '0', 16);
+
+/** One process's snapshot record, or undefined if it vanished or is a kernel thread. */
+export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | undefined {
+  const dir = `${proc}/${pid}`;
+  try {
+    const status = parseStatus(readFileSync(`${dir}/status`, 'utf8'));
+    const cmdline = readFileSync(`${dir}/cmdline`);
+    if (cmdline.length === 0) return undefined; // kernel thread (or a zombie)
+    let exe = '';
+    try {
+      exe = readlinkSync(`${dir}/exe`);
+    } catch {
+      return undefined;
+    }
+    const [uid, euid] = (status.get('Uid') ?? '0 0').split(/\s+/).map(Number);
+    const [gid, egid] = (status.get('Gid') ?? '0 0').split(/\s+/).map(Number);
+    let auid = 4294967295;
+    try {
+      auid = Number(readFileSync(`${dir}/loginuid`, 'utf8'));
+    } catch {}
+    const args = cmdline.toString('utf8').replace(/\0$/, '').split('\0').slice(1);
+    const secureexec: SecureExecFlag[] = [];
+    if (uid !== euid) secureexec.push('SETUID');
+    if (gid !== egid) secureexec.push('SETGID');
+    const fileless = exe.endsWith(' (deleted)') || exe.startsWith('/memfd:');
+    if (fileless) secureexec.push('FILELESS_EXEC');
+    const startTicks = parseStartTicks(readFileSync(`${dir}/stat`, 'utf8'));
+    return {
+      task: {
+        pid,
+        tid: pid,
+        ppid: Number(status.get('PPid') ?? 0),
+        uid: uid ?? 0,
+        euid: euid ?? 0,
+        auid,
+        cap_inheritable: hexCaps(status.get('CapInh')),
+        cap_permitted: hexCaps(status.get('CapPrm')),
+        cap_effective: hexCaps(status.get('CapEff')),
+        comm: status.get('Name') ?? '',
+        cgroup_id: 0,
+        cgroup_path: parseCgroup(readFileSync(`${dir}/cgroup`, 'utf8')),
+        start_time_us: startTicks * US_PER_TICK,
+        ktime_us: 0,
+      },
+      snapshot: true,
+      binary_path: exe.replace(/ \(deleted\)$/, ''),
+      args,
+      args_truncated: false,
+      secureexec,
+    };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+    throw err;
+  }
+}
+
+/** Every running user-space process. */
+export function snapshotProcesses(proc = '/proc'): ProcessExec[] {
+  return readdirSync(proc)
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => snapshotProcess(Number(name), proc))
+    .filter((p): p is ProcessExec => p !== undefined);
+}

@@ -1,0 +1,67 @@
+// The publisher's ordering and accounting, with a send function standing in
+// for the broker (the real-broker outage test is in sensor-service.test.ts).
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Publisher } from '../src/service/publisher';
+import { Spool } from '../src/service/spool';
+
+const rec = (i: number) => Buffer.from(String(i));
+
+async function until(cond: () => boolean, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('an outage spills to the spool and everything arrives once, in order', async () => {
+  const delivered: number[] = [];
+  let down = true;
+  const publisher = new Publisher({
+    send: async (values) => {
+      if (down) throw new Error('broker down');
+      delivered.push(...values.map((v) => Number(String(v))));
+    },
+    spool: new Spool(mkdtempSync(path.join(tmpdir(), 'netmon-pub-')), 1 << 20),
+    maxBatchRecords: 50,
+    maxBatchBytes: 1 << 20,
+    lingerMs: 1,
+    maxMemoryRecords: 100,
+  });
+  for (let i = 0; i < 1000; i += 10) publisher.enqueue(Array.from({ length: 10 }, (_, k) => rec(i + k)));
+  assert.ok(publisher.counters.spooled >= 900, `spooled ${publisher.counters.spooled}`);
+  down = false;
+  for (let i = 1000; i < 1100; i++) publisher.enqueue([rec(i)]);
+  await until(() => delivered.length >= 1100);
+  await publisher.close(1000);
+  assert.deepEqual(delivered, Array.from({ length: 1100 }, (_, i) => i));
+  assert.equal(publisher.counters.dropped, 0);
+  assert.equal(publisher.counters.sent, 1100);
+});
+
+test('past the spool bound, the drop counter equals the records missing', async () => {
+  const delivered: number[] = [];
+  let down = true;
+  const publisher = new Publisher({
+    send: async (values) => {
+      if (down) throw new Error('broker down');
+      delivered.push(...values.map((v) => Number(String(v))));
+    },
+    spool: new Spool(mkdtempSync(path.join(tmpdir(), 'netmon-pub-')), 200 * 8),
+    maxBatchRecords: 50,
+    maxBatchBytes: 1 << 20,
+    lingerMs: 1,
+    maxMemoryRecords: 100,
+  });
+  for (let i = 0; i < 1000; i++) publisher.enqueue([rec(1000 + i)]);
+  down = false;
+  await until(() => publisher.queued === 0 && delivered.length + publisher.counters.dropped >= 1000);
+  await publisher.close(1000);
+  assert.ok(publisher.counters.dropped > 0);
+  assert.equal(1000 - delivered.length, publisher.counters.dropped);
+  assert.deepEqual([...delivered].sort((a, b) => a - b), delivered, 'still in order');
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Spool } from '../src/service/spool';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'netmon-spool-'));
+const rec = (i: number) => Buffer.from(`record-${String(i).padStart(6, '0')}`);
+
+function drain(spool: Spool, batch = 7): string[] {
+  const out: string[] = [];
+  for (let b = spool.peek(batch, 1 << 20); b; b = spool.peek(batch, 1 << 20)) {
+    out.push(...b.records.map(String));
+    spool.commit(b);
+  }
+  return out;
+}
+
+test('records come out in order, across segments', () => {
+  const spool = new Spool(tmp(), 1 << 20, 200);
+  spool.append(Array.from({ length: 100 }, (_, i) => rec(i)));
+  assert.equal(spool.records, 100);
+  assert.deepEqual(drain(spool), Array.from({ length: 100 }, (_, i) => String(rec(i))));
+  assert.ok(spool.isEmpty);
+  assert.equal(spool.bytes, 0);
+});
+
+test('past the bound, records are dropped and counted', () => {
+  const spool = new Spool(tmp(), 10 * (4 + rec(0).length), 1 << 20);
+  const dropped = spool.append(Array.from({ length: 25 }, (_, i) => rec(i)));
+  assert.equal(dropped, 15);
+  assert.equal(spool.records, 10);
+  assert.deepEqual(drain(spool), Array.from({ length: 10 }, (_, i) => String(rec(i))));
+});
+
+test('a restart resumes where sending stopped: nothing lost, nothing resent', () => {
+  const dir = tmp();
+  const first = new Spool(dir, 1 << 20, 300);
+  first.append(Array.from({ length: 50 }, (_, i) => rec(i)));
+  const batch = first.peek(12, 1 << 20)!;
+  first.commit(batch);
+  first.close();
+  const second = new Spool(dir, 1 << 20, 300);
+  assert.equal(second.records, 38);
+  second.append([rec(50)]);
+  assert.deepEqual(drain(second), Array.from({ length: 39 }, (_, i) => String(rec(i + 12))));
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a torn record at the end of a crash is ignored', () => {
+  const dir = tmp();
+  const spool = new Spool(dir, 1 << 20);
+  spool.append([rec(1), rec(2)]);
+  spool.close();
+  const seg = readdirSync(dir).find((f) => f.endsWith('.seg'))!;
+  appendFileSync(path.join(dir, seg), Buffer.from([200, 0, 0, 0, 1, 2])); // length 200, 2 bytes
+  const again = new Spool(dir, 1 << 20);
+  assert.equal(again.records, 2);
+  assert.deepEqual(drain(again), [String(rec(1)), String(rec(2))]);
+});
