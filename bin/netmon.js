@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The one command-line entry of Netmon; the code lives in cli/.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // we know Node 20's SDK support ends
 require('../cli/dist/src/main.js').main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -11,7 +11,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   stack: {
     summary: 'up | down | status of the local Kafka broker and S3 server',
-    run: async (argv) => (await import('./stack')).runStackCommand(argv),
+    run: async (argv) => (await import('./stack/index.js')).runStackCommand(argv),
   },
   probe: {
     summary: 'load the kernel probes and print raw events as JSON lines',
@@ -19,7 +19,7 @@ const COMMANDS: Record<string, Command> = {
   },
   tail: {
     summary: 'decode a Netmon topic (raw | events | dlq) to JSON lines',
-    run: async (argv) => (await import('./tail')).runTailCommand(argv),
+    run: async (argv) => (await import('./tail.js')).runTailCommand(argv),
   },
 };
 

@@ -3,6 +3,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from './config';
 
 export function createS3Client(settings: S3Settings): S3Client {
+  // The SDK warns on every start that Node 20 support ends; we know.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
     region: settings.region,
     endpoint: settings.endpoint || undefined,

@@ -1,0 +1,105 @@
+// `netmon stack up|down|status [--json] [--dir DIR] [--help]`.
+import type { ServiceStatus, StackStatus } from './status';
+import { stackDown, stackStatus, stackUp } from './stack';
+
+export const STACK_HELP = `Usage: netmon stack <command> [options]
+
+The local infrastructure, started natively on loopback (no Docker):
+  Apache Kafka (KRaft, one node) on 127.0.0.1:9092, controller 127.0.0.1:9093
+  S3Proxy (S3 API, filesystem backend) on http://127.0.0.1:9000, bucket netmon-archive
+Jars come from Maven Central through mvn (cached in ~/.m2); needs Java 17+ and Maven.
+
+Commands:
+  up       fetch jars (first time), format storage (first time), start both servers,
+           create the topics and the bucket; waits until both answer. No-op if running.
+  down     stop both servers (SIGTERM, SIGKILL after a grace period)
+  status   what runs where: pid, address, log file, data dir, whether it answers.
+           Exit code 0 when both answer, 3 otherwise.
+
+Options:
+  --dir DIR   state directory (jars, data, logs, pids); default $NETMON_STACK_DIR,
+              else <repo root>/.stack
+  --json      (status) print the status as JSON
+  -h, --help  this help
+`;
+
+function describe(s: ServiceStatus): string {
+  const state = s.running ? `running, pid ${s.pid}, ${s.answering ? 'answering' : 'NOT answering'}` : 'stopped';
+  return [
+    `${s.name.padEnd(6)}${s.server}: ${state}`,
+    `      address ${s.address}${s.otherAddresses.length ? `, ${s.otherAddresses.join(', ')}` : ''}`,
+    `      ${s.detail}`,
+    `      log     ${s.logFile}`,
+    `      data    ${s.dataDir}`,
+    `      config  ${s.configFile}`,
+  ].join('\n');
+}
+
+export function formatStatus(status: StackStatus): string {
+  return `stack ${status.up ? 'up' : 'not up'} (state dir ${status.dir})\n${describe(status.kafka)}\n${describe(status.s3)}\n`;
+}
+
+interface Parsed {
+  command?: string;
+  dir?: string;
+  json: boolean;
+  help: boolean;
+  error?: string;
+}
+
+function parse(argv: string[]): Parsed {
+  const out: Parsed = { json: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') out.help = true;
+    else if (arg === '--json') out.json = true;
+    else if (arg === '--dir') {
+      const value = argv[++i];
+      if (!value) return { ...out, error: '--dir needs a directory' };
+      out.dir = value;
+    } else if (arg.startsWith('--dir=')) out.dir = arg.slice('--dir='.length);
+    else if (arg.startsWith('-')) return { ...out, error: `unknown option ${arg}` };
+    else if (out.command === undefined) out.command = arg;
+    else return { ...out, error: `unexpected argument ${arg}` };
+  }
+  return out;
+}
+
+/** Runs `netmon stack ...` (argv after "stack"); resolves to the exit code. */
+export async function runStackCommand(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  if (args.help || (args.command === undefined && !args.error)) {
+    process.stdout.write(STACK_HELP);
+    return args.help ? 0 : 2;
+  }
+  if (args.error) {
+    process.stderr.write(`netmon stack: ${args.error} (see: netmon stack --help)\n`);
+    return 2;
+  }
+  try {
+    switch (args.command) {
+      case 'up': {
+        const status = await stackUp({ dir: args.dir });
+        process.stdout.write(formatStatus(status));
+        return status.up ? 0 : 1;
+      }
+      case 'down': {
+        const status = await stackDown({ dir: args.dir });
+        const left = [status.kafka, status.s3].filter((s) => s.running);
+        process.stdout.write(left.length ? `still running: ${left.map((s) => `${s.name} pid ${s.pid}`).join(', ')}\n` : 'stack down\n');
+        return left.length ? 1 : 0;
+      }
+      case 'status': {
+        const status = await stackStatus({ dir: args.dir });
+        process.stdout.write(args.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+        return status.up ? 0 : 3;
+      }
+      default:
+        process.stderr.write(`netmon stack: unknown command '${args.command}' (see: netmon stack --help)\n`);
+        return 2;
+    }
+  } catch (err) {
+    process.stderr.write(`netmon ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,202 @@
+// The local Kafka broker: KRaft, broker + controller in one JVM, on DEFAULT_BROKERS[0].
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { DEFAULT_TOPICS } from '@netmon/common';
+import { StackError, tailOf } from './errors';
+import { classPath } from './fetch';
+import { type StackLayout, renderTemplate, writeIfChanged } from './layout';
+import { isAlive, sleep, spawnDetached } from './process';
+import { findJava } from './tools';
+
+/** Partitions of each Netmon topic created at `stack up`. */
+export const TOPIC_PARTITIONS = 4;
+
+export function kafkaMarkers(layout: StackLayout): string[] {
+  return ['-Dnetmon.stack.service=kafka', `-Dnetmon.stack.dir=${layout.dir}`];
+}
+
+/** A quiet, non-retrying client: the stack does its own waiting. */
+function client(layout: StackLayout, requestTimeout = 5000): Kafka {
+  return new Kafka({
+    clientId: 'netmon-stack',
+    brokers: [layout.kafka.address],
+    connectionTimeout: 1000,
+    requestTimeout,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+}
+
+function writeConfig(layout: StackLayout): void {
+  const k = layout.kafka;
+  writeIfChanged(k.config, renderTemplate(k.template, { HOST: k.host, PORT: k.port, CONTROLLER_PORT: k.controllerPort, DATA_DIR: k.data }));
+}
+
+/** A Kafka cluster id: 16 random bytes, base64url, not starting with '-' (as Uuid.randomUuid). */
+function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+/** `kafka-storage format --standalone`, once: skipped when the data dir is formatted. */
+export async function formatStorage(layout: StackLayout, log: (msg: string) => void): Promise<void> {
+  const k = layout.kafka;
+  writeConfig(layout);
+  if (fs.existsSync(path.join(k.data, 'meta.properties'))) return;
+  fs.mkdirSync(k.data, { recursive: true });
+  fs.mkdirSync(path.dirname(k.log), { recursive: true });
+  const id = newClusterId();
+  log(`kafka: formatting storage in ${k.data} (cluster id ${id})`);
+  const args = [`-Dlog4j2.configurationFile=${k.log4jTools}`, '-cp', classPath(k), 'kafka.tools.StorageTool'];
+  args.push('format', '--standalone', '--cluster-id', id, '--config', k.config);
+  fs.appendFileSync(k.log, `\n=== ${new Date().toISOString()} kafka-storage format --standalone --cluster-id ${id}\n`);
+  const fd = fs.openSync(k.log, 'a');
+  try {
+    const code = await new Promise<number | string>((resolve) => {
+      const child = spawn(findJava(), args, { stdio: ['ignore', fd, fd] });
+      child.once('error', (err) => resolve(err.message));
+      child.once('close', (c) => resolve(c ?? 'killed'));
+    });
+    if (code !== 0) {
+      throw new StackError('format kafka storage', `StorageTool exited with ${code}${tailOf(k.log)}`, k.log);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export async function launchKafka(layout: StackLayout): Promise<number> {
+  const k = layout.kafka;
+  writeConfig(layout);
+  return spawnDetached({
+    command: findJava(),
+    args: [
+      '-Xms256m',
+      '-Xmx1g',
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-XX:+ExitOnOutOfMemoryError',
+      '-Djava.awt.headless=true',
+      `-Dlog4j2.configurationFile=${k.log4j}`,
+      `-Dkafka.logs.dir=${layout.logs}`,
+      ...kafkaMarkers(layout),
+      '-cp',
+      classPath(k),
+      'kafka.Kafka',
+      k.config,
+    ],
+    cwd: path.dirname(k.config),
+    logFile: k.log,
+    pidFile: k.pidFile,
+  });
+}
+
+async function withTimeout<T>(ms: number, what: string, body: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([body, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether the broker answers: describe the cluster and list topics. */
+export async function kafkaAnswers(layout: StackLayout, timeoutMs = 4000): Promise<{ ok: boolean; detail: string }> {
+  const admin = client(layout).admin();
+  try {
+    return await withTimeout(
+      timeoutMs,
+      'kafka',
+      (async () => {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        const topics = await admin.listTopics();
+        return { ok: true, detail: `cluster ${cluster.clusterId}, ${cluster.brokers.length} broker, ${topics.length} topics` };
+      })(),
+    );
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Waits until the broker answers; fails early, with its log, if the process dies. */
+export async function waitKafkaReady(layout: StackLayout, pid: number, timeoutMs = 120_000): Promise<void> {
+  const k = layout.kafka;
+  const until = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < until) {
+    if (!isAlive(pid)) {
+      throw new StackError('start kafka', `the broker (pid ${pid}) exited during start-up${tailOf(k.log)}`, k.log);
+    }
+    const answer = await kafkaAnswers(layout, 3000);
+    if (answer.ok) return;
+    last = answer.detail;
+    await sleep(500);
+  }
+  throw new StackError('start kafka', `no answer on ${k.address} within ${timeoutMs / 1000} s (last: ${last})${tailOf(k.log)}`, k.log);
+}
+
+/** Creates the Netmon topics that are missing. */
+export async function ensureTopics(layout: StackLayout, log: (msg: string) => void): Promise<void> {
+  const admin = client(layout, 30_000).admin();
+  try {
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    const missing = Object.values(DEFAULT_TOPICS).filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    await admin.createTopics({
+      topics: missing.map((topic) => ({ topic, numPartitions: TOPIC_PARTITIONS, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
+    log(`kafka: created topics ${missing.join(', ')} (${TOPIC_PARTITIONS} partitions each)`);
+  } catch (err) {
+    throw new StackError('create kafka topics', (err as Error).message, layout.kafka.log, { cause: err });
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Brings the group and transaction coordinators up (creates __consumer_offsets and
+ * __transaction_state), so that the first consumer group or transactional producer of
+ * a test does not meet "coordinator is loading" on a fresh broker.
+ */
+export async function warmUpCoordinators(layout: StackLayout, timeoutMs = 60_000): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'netmon-stack',
+    brokers: [layout.kafka.address],
+    connectionTimeout: 1000,
+    requestTimeout: 10_000,
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 }, // idempotent producers need retries
+    logLevel: logLevel.NOTHING,
+  });
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < until) {
+    const admin = kafka.admin();
+    const producer = kafka.producer({ transactionalId: 'netmon-stack-warmup', idempotent: true, maxInFlightRequests: 1 });
+    try {
+      await admin.connect();
+      await admin.fetchOffsets({ groupId: 'netmon-stack-warmup', topics: [DEFAULT_TOPICS.raw] });
+      await producer.connect(); // InitProducerId: finds the transaction coordinator
+      return;
+    } catch (err) {
+      last = err;
+      await sleep(500);
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  throw new StackError('warm up kafka coordinators', (last as Error)?.message ?? 'timeout', layout.kafka.log, { cause: last });
+}

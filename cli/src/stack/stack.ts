@@ -1,0 +1,161 @@
+// `stack up|down|status` and the per-service start/stop helpers, as functions.
+import * as fs from 'node:fs';
+import { ensureJars } from './fetch';
+import { StackError } from './errors';
+import { ensureTopics, formatStorage, launchKafka, waitKafkaReady, warmUpCoordinators } from './kafka';
+import { type ServiceName, type StackLayout, stackLayout } from './layout';
+import { findByMarkers, portOpen, runningPid, stopPid, withLock } from './process';
+import { ensureBucket, launchS3, waitS3Ready } from './s3';
+import { type StackStatus, collectStatus, markersOf, serviceStatus, type ServiceStatus } from './status';
+import { findJava } from './tools';
+
+export interface StackOptions {
+  /** State directory; default $NETMON_STACK_DIR, else <repo root>/.stack. */
+  dir?: string;
+  /** Progress lines; default: stderr. */
+  log?: (msg: string) => void;
+}
+
+/** SIGTERM grace before SIGKILL: Kafka shuts down in a few seconds, S3Proxy at once. */
+const GRACE_MS: Record<ServiceName, number> = { kafka: 30_000, s3: 10_000 };
+const LOCK_WAIT_MS = 300_000;
+
+const stderrLog = (msg: string) => process.stderr.write(`netmon stack: ${msg}\n`);
+
+function context(opts: StackOptions = {}): { layout: StackLayout; log: (msg: string) => void } {
+  return { layout: stackLayout(opts.dir), log: opts.log ?? stderrLog };
+}
+
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+async function startIn(layout: StackLayout, name: ServiceName, log: (msg: string) => void): Promise<void> {
+  const svc = layout[name];
+  const markers = markersOf(layout, name);
+  const running = runningPid(svc.pidFile, markers);
+  if (running !== undefined) {
+    await (name === 'kafka' ? waitKafkaReady(layout, running) : waitS3Ready(layout, running));
+    return;
+  }
+  const ports = name === 'kafka' ? [layout.kafka.port, layout.kafka.controllerPort] : [svc.port];
+  for (const port of ports) {
+    if (await portOpen(svc.host, port)) {
+      throw new StackError(`start ${name}`, `${svc.host}:${port} is taken by a process this stack did not start (see: ss -ltnp 'sport = :${port}')`);
+    }
+  }
+  await ensureJars(svc, log);
+  if (name === 'kafka') await formatStorage(layout, log);
+  const started = Date.now();
+  log(`${name}: starting (log ${svc.log})`);
+  const pid = name === 'kafka' ? await launchKafka(layout) : await launchS3(layout);
+  await (name === 'kafka' ? waitKafkaReady(layout, pid) : waitS3Ready(layout, pid));
+  log(`${name}: ready on ${svc.address}, pid ${pid} (${seconds(started)})`);
+}
+
+async function stopIn(layout: StackLayout, name: ServiceName, log: (msg: string) => void): Promise<void> {
+  const svc = layout[name];
+  const markers = markersOf(layout, name);
+  const pids = new Set<number>(findByMarkers(markers));
+  const fromFile = runningPid(svc.pidFile, markers);
+  if (fromFile !== undefined) pids.add(fromFile);
+  if (pids.size === 0) {
+    log(`${name}: not running`);
+  }
+  for (const pid of pids) {
+    const started = Date.now();
+    const how = await stopPid(pid, GRACE_MS[name]);
+    log(`${name}: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${GRACE_MS[name] / 1000} s`}, ${seconds(started)})`);
+  }
+  fs.rmSync(svc.pidFile, { force: true });
+}
+
+/** Runs every task, then throws the first failure (so none is left half-awaited). */
+async function all(tasks: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+async function provision(layout: StackLayout, log: (msg: string) => void): Promise<void> {
+  await all([ensureTopics(layout, log).then(() => warmUpCoordinators(layout)), ensureBucket(layout, log)]);
+}
+
+/**
+ * Starts Kafka and S3Proxy (fetching jars and formatting storage the first time),
+ * creates the Netmon topics and the bucket, and resolves once both answer.
+ * A no-op, apart from saying so, when the stack already runs.
+ */
+export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
+  const { layout, log } = context(opts);
+  const started = Date.now();
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    const before = await collectStatus(layout);
+    if (before.up) {
+      await provision(layout, log);
+      log(`already running (kafka pid ${before.kafka.pid} on ${before.kafka.address}, s3 pid ${before.s3.pid} on ${before.s3.address}); nothing to do`);
+      return before;
+    }
+    findJava();
+    // One Maven at a time: both share ~/.m2. Then both servers start at once.
+    await ensureJars(layout.kafka, log);
+    await ensureJars(layout.s3, log);
+    try {
+      await all([startIn(layout, 'kafka', log), startIn(layout, 's3', log)]);
+      await provision(layout, log);
+    } catch (err) {
+      log('start-up failed; `netmon stack down` stops whatever did start');
+      throw err;
+    }
+    const status = await collectStatus(layout);
+    log(`stack ready in ${seconds(started)}: kafka ${status.kafka.address}, s3 ${status.s3.address} (state in ${layout.dir})`);
+    return status;
+  });
+}
+
+/** Stops both servers (SIGTERM, then SIGKILL after a grace period); leaves no process behind. */
+export async function stackDown(opts: StackOptions = {}): Promise<StackStatus> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    await all([stopIn(layout, 'kafka', log), stopIn(layout, 's3', log)]);
+    return collectStatus(layout);
+  });
+}
+
+export async function stackStatus(opts: StackOptions = {}): Promise<StackStatus> {
+  return collectStatus(context(opts).layout);
+}
+
+/** Starts the broker alone (the rest keeps running); resolves once it answers. */
+export async function startKafka(opts: StackOptions = {}): Promise<ServiceStatus> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    await startIn(layout, 'kafka', log);
+    return serviceStatus(layout, 'kafka');
+  });
+}
+
+/** Stops the broker alone (SIGTERM, then SIGKILL); S3 keeps running. */
+export async function stopKafka(opts: StackOptions = {}): Promise<ServiceStatus> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    await stopIn(layout, 'kafka', log);
+    return serviceStatus(layout, 'kafka');
+  });
+}
+
+/** Starts S3Proxy alone; resolves once it answers. */
+export async function startS3(opts: StackOptions = {}): Promise<ServiceStatus> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    await startIn(layout, 's3', log);
+    return serviceStatus(layout, 's3');
+  });
+}
+
+/** Stops S3Proxy alone; Kafka keeps running. */
+export async function stopS3(opts: StackOptions = {}): Promise<ServiceStatus> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    await stopIn(layout, 's3', log);
+    return serviceStatus(layout, 's3');
+  });
+}

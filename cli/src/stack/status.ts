@@ -1,0 +1,81 @@
+// What runs where: pid, address, log file, data dir, and whether it answers.
+import * as fs from 'node:fs';
+import { kafkaAnswers, kafkaMarkers } from './kafka';
+import type { ServiceName, StackLayout } from './layout';
+import { portOpen, runningPid } from './process';
+import { s3Answers, s3Markers } from './s3';
+
+export interface ServiceStatus {
+  name: ServiceName;
+  /** What the server is, e.g. "Apache Kafka 4.1.1 (KRaft, broker+controller)". */
+  server: string;
+  running: boolean;
+  pid: number | null;
+  /** host:port for Kafka, URL for S3. */
+  address: string;
+  /** Other listeners (the KRaft controller). */
+  otherAddresses: string[];
+  answering: boolean;
+  /** What it answered, or why it did not. */
+  detail: string;
+  logFile: string;
+  dataDir: string;
+  configFile: string;
+}
+
+export interface StackStatus {
+  dir: string;
+  /** Both services run and answer. */
+  up: boolean;
+  kafka: ServiceStatus;
+  s3: ServiceStatus;
+}
+
+function pomProperty(pom: string, name: string): string {
+  const m = new RegExp(`<${name.replace(/\./g, '\\.')}>([^<]+)</`).exec(fs.readFileSync(pom, 'utf8'));
+  return m ? m[1]!.trim() : '?';
+}
+
+export function serverName(layout: StackLayout, name: ServiceName): string {
+  return name === 'kafka'
+    ? `Apache Kafka ${pomProperty(layout.kafka.pom, 'kafka.version')} (KRaft, broker+controller)`
+    : `S3Proxy ${pomProperty(layout.s3.pom, 's3proxy.version')} (filesystem backend)`;
+}
+
+export function markersOf(layout: StackLayout, name: ServiceName): string[] {
+  return name === 'kafka' ? kafkaMarkers(layout) : s3Markers(layout);
+}
+
+export async function serviceStatus(layout: StackLayout, name: ServiceName): Promise<ServiceStatus> {
+  const svc = layout[name];
+  const pid = runningPid(svc.pidFile, markersOf(layout, name)) ?? null;
+  let answering = false;
+  let detail: string;
+  if (pid !== null) {
+    const answer = name === 'kafka' ? await kafkaAnswers(layout) : await s3Answers(layout);
+    answering = answer.ok;
+    detail = answer.detail;
+  } else if (await portOpen(svc.host, svc.port)) {
+    detail = `not started by this stack, but something else listens on ${svc.host}:${svc.port}`;
+  } else {
+    detail = 'not running';
+  }
+  return {
+    name,
+    server: serverName(layout, name),
+    running: pid !== null,
+    pid,
+    address: svc.address,
+    otherAddresses: name === 'kafka' ? [`${layout.kafka.host}:${layout.kafka.controllerPort} (controller)`] : [],
+    answering,
+    detail,
+    logFile: svc.log,
+    dataDir: svc.data,
+    configFile: svc.config,
+  };
+}
+
+export async function collectStatus(layout: StackLayout): Promise<StackStatus> {
+  const [kafka, s3] = await Promise.all([serviceStatus(layout, 'kafka'), serviceStatus(layout, 's3')]);
+  return { dir: layout.dir, up: kafka.answering && s3.answering, kafka, s3 };
+}
