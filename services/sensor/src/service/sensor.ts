@@ -1,0 +1,151 @@
+// The sensor: kernel payloads → RawRecords → Kafka, one per host. It stays thin
+// (no enrichment) and stays up whatever Kafka does: the publisher spools and
+// counts, and the ring-buffer callback only encodes and enqueues.
+import path from 'node:path';
+import { type Logger, type NetmonConfig, type RawPayloadOf, createKafka, createRegistry, describeError, startMetricsServer } from '@netmon/common';
+import { CompressionTypes, type Producer } from 'kafkajs';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { hostIdentity } from './identity';
+import { Publisher } from './publisher';
+import { snapshotProcesses } from './snapshot';
+import type { KernelSource, StartSource, TimedPayload } from './source';
+import { Spool } from './spool';
+import { RecordStamper } from './stamper';
+
+export interface SensorOptions {
+  startSource: StartSource;
+  /** Publish one record per running process first (default true). */
+  snapshot?: boolean;
+  /** Test and bench hook: the /proc to read. */
+  procDir?: string;
+}
+
+export interface Sensor {
+  readonly runId: string;
+  readonly mode: string;
+  readonly metricsPort: number;
+  counters(): { seen: number; lostKernel: number; sent: number; spooled: number; dropped: number; spoolBytes: number };
+  stop(): Promise<void>;
+}
+
+const nowUs = () => Date.now() * 1000;
+
+export async function startSensor(config: NetmonConfig, logger: Logger, opts: SensorOptions): Promise<Sensor> {
+  const host = hostIdentity(config.host);
+  const stamper = new RecordStamper(host);
+  const log = logger.child({ host: host.id, run_id: stamper.runId });
+  const registry = createRegistry('sensor');
+  const metric = {
+    seen: new Counter({ name: 'netmon_sensor_seen_total', help: 'Records read from the kernel', registers: [registry] }),
+    sent: new Counter({ name: 'netmon_sensor_sent_total', help: 'Records acknowledged by Kafka', registers: [registry] }),
+    latency: new Histogram({
+      name: 'netmon_sensor_produce_seconds',
+      help: 'Kafka produce latency per batch',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    kafkaUp: new Gauge({ name: 'netmon_sensor_kafka_up', help: '1 while sends succeed', registers: [registry] }),
+  };
+
+  const producer: Producer = createKafka(config.kafka, log, 'sensor').producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  let connected = false;
+  producer.on(producer.events.DISCONNECT, () => {
+    connected = false;
+  });
+  const spool = new Spool(path.join(config.sensor.spoolDir, config.topics.raw), config.sensor.spoolMaxBytes);
+  if (!spool.isEmpty) log.info({ records: spool.records, bytes: spool.bytes }, 'spool from an earlier run: draining it first');
+  const publisher = new Publisher({
+    spool,
+    maxBatchRecords: 5000,
+    maxBatchBytes: 900_000,
+    lingerMs: 20,
+    maxMemoryRecords: 100_000,
+    send: async (values) => {
+      if (!connected) {
+        await producer.connect();
+        connected = true;
+      }
+      await producer.send({
+        topic: config.topics.raw,
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        messages: values.map((value) => ({ key: host.id, value })),
+      });
+    },
+    onSent: (n, ms) => {
+      metric.sent.inc(n);
+      metric.latency.observe(ms / 1000);
+      metric.kafkaUp.set(1);
+    },
+    onError: (err, attempt) => {
+      metric.kafkaUp.set(0);
+      if (attempt === 1 || attempt % 10 === 0) log.warn({ attempt, err: describeError(err) }, 'kafka send failed; records wait in memory and the spool');
+    },
+  });
+
+  let seen = 0;
+  const publish = (batch: readonly TimedPayload[]) => {
+    publisher.enqueue(batch.map((p) => stamper.stamp(p.payload, p.timeUs)));
+  };
+
+  // Start the probes first so that nothing that happens during the /proc scan
+  // is missed, but hold their records until the snapshot is out.
+  let held: TimedPayload[][] | undefined = [];
+  const source: KernelSource = opts.startSource((batch) => {
+    seen += batch.length;
+    metric.seen.inc(batch.length);
+    if (held) held.push(batch);
+    else publish(batch);
+  });
+  log.info({ mode: source.mode, reason: source.reason }, 'probes attached');
+  if (opts.snapshot !== false) {
+    const processes = snapshotProcesses(opts.procDir);
+    const at = nowUs();
+    publish(processes.map((value) => ({ payload: { kind: 'exec', value } satisfies RawPayloadOf, timeUs: at })));
+    log.info({ processes: processes.length }, 'published the snapshot of running processes');
+  }
+  for (const batch of held) publish(batch);
+  held = undefined;
+
+  const counters = () => ({
+    seen,
+    lostKernel: source.lost(),
+    sent: publisher.counters.sent,
+    spooled: publisher.counters.spooled,
+    dropped: publisher.counters.dropped,
+    spoolBytes: spool.bytes,
+  });
+  new Gauge({ name: 'netmon_sensor_lost_kernel', help: 'Records lost in the kernel (ring buffer full)', registers: [registry], collect() { this.set(source.lost()); } });
+  new Gauge({ name: 'netmon_sensor_spooled_total', help: 'Records written to the spool', registers: [registry], collect() { this.set(publisher.counters.spooled); } });
+  new Gauge({ name: 'netmon_sensor_dropped_total', help: 'Records dropped: spool full', registers: [registry], collect() { this.set(publisher.counters.dropped); } });
+  new Gauge({ name: 'netmon_sensor_spool_bytes', help: 'Bytes in the spool', registers: [registry], collect() { this.set(spool.bytes); } });
+  new Gauge({ name: 'netmon_sensor_queue_records', help: 'Records waiting in memory', registers: [registry], collect() { this.set(publisher.queued); } });
+
+  const publishStatus = () => {
+    const c = counters();
+    publish([{ payload: { kind: 'status', value: { seen: c.seen, lost_kernel: c.lostKernel, spooled: c.spooled, dropped: c.dropped, spool_bytes: c.spoolBytes } }, timeUs: nowUs() }]);
+  };
+  const statusTimer = setInterval(publishStatus, config.sensor.statusIntervalS * 1000);
+  const metrics = await startMetricsServer(registry, config.sensor.metricsPort, () => undefined);
+  log.info({ metrics_port: metrics.port, topic: config.topics.raw }, 'sensor started');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    runId: stamper.runId,
+    mode: source.mode,
+    metricsPort: metrics.port,
+    counters,
+    stop: () => {
+      stopped ??= (async () => {
+        clearInterval(statusTimer);
+        await source.stop(); // the last kernel batch is delivered before this resolves
+        publishStatus();
+        await publisher.close(15_000);
+        await producer.disconnect().catch(() => {});
+        await metrics.close();
+        log.info(counters(), 'sensor stopped');
+      })();
+      return stopped;
+    },
+  };
+}
