@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Netmon kernel side: TCP Establish / Accept / Close with the facts of the
+ * task in context, plus exec and exit records, into one ring buffer.
+ *
+ * Three attach modes (the loader enables only the programs of the chosen one,
+ * plus the exec/exit raw tracepoints every mode uses):
+ *   fentry:     fexit tcp_v4_connect / tcp_v6_connect / inet_csk_accept,
+ *               fentry tcp_close.
+ *   kprobe:     the same functions through kprobes / kretprobes.
+ *   tracepoint: for kernels without either (no CONFIG_KPROBES, tracing
+ *               programs refused):
+ *     Establish  sockops BPF_SOCK_OPS_TCP_CONNECT_CB: runs in tcp_connect(),
+ *                in the connecting task, after the source port is chosen and
+ *                just before the SYN is sent.
+ *     Accept     raw_tp sys_exit of accept/accept4: the returned fd is looked
+ *                up in the task's fd table (as Falco's modern probe does).
+ *     Close      cgroup/sock_release: inet_release() just before tcp_close(),
+ *                in the task dropping the last reference of the socket file.
+ *   Cookies: sockops (connect and passive-established callbacks) and
+ *   sock_release call bpf_get_socket_cookie(), which assigns the cookie, so
+ *   every later read of sk->skc_cookie agrees.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "netmon.h"
+#include "netmon.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Settings the loader writes between open and load. */
+const volatile __u32 netmon_mode = NETMON_MODE_TRACEPOINT; /* enum netmon_mode */
+const volatile __s32 nr_accept = -1;			   /* __NR_accept of the arch */
+const volatile __s32 nr_accept4 = -1;			   /* __NR_accept4 of the arch */
+/* Wake the consumer only once this much is waiting (it also polls on a short
+ * timer): one wake-up per batch instead of one per record under load. */
+const volatile __u64 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the loader */
+} events SEC(".maps");
+
+/* Failed ring buffer reserves, per CPU, indexed by enum netmon_kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETMON_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* kprobe mode: the socket argument between entry and return, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct sock *);
+} connecting SEC(".maps");
+
+/* Scratch for building paths backwards, one per CPU. */
+struct scratch {
+	char buf[NETMON_MAX_PATH * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+static __always_inline void count_lost(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &kind);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void *reserve(__u32 kind, __u32 size)
+{
+	struct netmon_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		count_lost(kind);
+		return NULL;
+	}
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->kind = kind;
+	h->size = size;
+	h->_pad0 = 0;
+	return h;
+}
+
+static __always_inline void submit(void *e)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP :
+				BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
+}
+
+/* Establish/Accept/Close of a struct sock, for the fentry, kprobe and
+ * sys_exit paths. */
+static __always_inline int emit_sock(__u32 kind, struct sock *sk, __u64 cookie)
+{
+	struct netmon_sock_event *e;
+
+	if (!sk || !is_tcp(sk))
+		return 0;
+	e = reserve(kind, sizeof(*e));
+	if (!e)
+		return 0;
+	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
+	e->cookie = cookie;
+	read_sock_tuple(e, sk);
+	submit(e);
+	return 0;
+}
+
+static __always_inline __u64 sk_cookie(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/* ---- tracepoint mode ------------------------------------------------- */
+
+SEC("sockops")
+int netmon_sockops(struct bpf_sock_ops *skops)
+{
+	struct netmon_sock_event *e;
+	__u32 op = skops->op;
+	__u64 cookie;
+
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	/* assigns the cookie if the socket has none yet */
+	cookie = bpf_get_socket_cookie(skops);
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB || netmon_mode != NETMON_MODE_TRACEPOINT)
+		return 1;
+
+	e = reserve(NETMON_KIND_ESTABLISH, sizeof(*e));
+	if (!e)
+		return 1;
+	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
+	e->cookie = cookie;
+	e->family = skops->family;
+	e->flags = 0;
+	e->state = skops->state;
+	e->sport = skops->local_port;		    /* host order */
+	e->dport = bpf_ntohl(skops->remote_port); /* network order, in the high half */
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	if (e->family == AF_INET6) {
+		__u32 *s = (__u32 *)e->saddr, *d = (__u32 *)e->daddr;
+
+		d[0] = skops->remote_ip6[0];
+		d[1] = skops->remote_ip6[1];
+		d[2] = skops->remote_ip6[2];
+		d[3] = skops->remote_ip6[3];
+		if (ipv6_is_v4mapped(d)) {
+			/* tcp_v6_connect() runs tcp_v4_connect() and sets the v6
+			 * source only afterwards: take the IPv4 fields */
+			e->flags |= NETMON_SOCK_V4MAPPED;
+			s[2] = bpf_htonl(0xffff);
+			s[3] = skops->local_ip4;
+			d[3] = skops->remote_ip4;
+		} else {
+			s[0] = skops->local_ip6[0];
+			s[1] = skops->local_ip6[1];
+			s[2] = skops->local_ip6[2];
+			s[3] = skops->local_ip6[3];
+		}
+	} else {
+		*(__u32 *)e->saddr = skops->local_ip4;
+		*(__u32 *)e->daddr = skops->remote_ip4;
+	}
+	submit(e);
+	return 1;
+}
+
+SEC("raw_tp/sys_exit")
+int netmon_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long ret = (long)ctx->args[1];
+	struct task_struct *task;
+	struct fdtable *fdt;
+	struct file **fds, *file;
+	struct socket *sock;
+	struct sock *sk;
+	long nr;
+
+#if defined(__TARGET_ARCH_x86)
+	nr = BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	nr = BPF_CORE_READ((struct user_pt_regs *)regs, syscallno);
+#else
+#error "netmon: syscall number of pt_regs unknown for this architecture"
+#endif
+	if (ret < 0 || (nr != nr_accept && nr != nr_accept4))
+		return 0;
+
+	task = (struct task_struct *)bpf_get_current_task();
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || ret >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[ret]) || !file)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
+}
+
+SEC("cgroup/sock_release")
+int netmon_sock_release(struct bpf_sock *ctx)
+{
+	/* This hook's context is the struct sock itself; its source fields are
+	 * not readable through bpf_sock here, so read the socket (CO-RE). */
+	struct sock *sk = (struct sock *)ctx;
+	struct netmon_sock_event *e;
+	__u64 cookie;
+
+	if (ctx->protocol != IPPROTO_TCP || ctx->type != SOCK_STREAM ||
+	    (ctx->family != AF_INET && ctx->family != AF_INET6))
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	e = reserve(NETMON_KIND_CLOSE, sizeof(*e));
+	if (!e)
+		return 1;
+	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
+	e->cookie = cookie;
+	read_sock_tuple(e, sk);
+	submit(e);
+	return 1;
+}
+
+/* ---- fentry mode ----------------------------------------------------- */
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(netmon_fexit_tcp_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len,
+	     int ret)
+{
+	/* an AF_INET6 socket to a v4-mapped address passes here too: the
+	 * tcp_v6_connect exit reports it, once, with its final addresses */
+	if (ret || BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET)
+		return 0;
+	return emit_sock(NETMON_KIND_ESTABLISH, sk, bpf_get_socket_cookie(sk));
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(netmon_fexit_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len,
+	     int ret)
+{
+	if (ret)
+		return 0;
+	return emit_sock(NETMON_KIND_ESTABLISH, sk, bpf_get_socket_cookie(sk));
+}
+
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(netmon_fexit_inet_csk_accept)
+{
+	__u64 ret = 0;
+	struct sock *sk;
+
+	/* the argument list changed across kernels; the return value did not */
+	bpf_get_func_ret(ctx, &ret);
+	sk = (struct sock *)ret;
+	if (!sk)
+		return 0;
+	return emit_sock(NETMON_KIND_ACCEPT, sk, bpf_get_socket_cookie(sk));
+}
+
+SEC("fentry/tcp_close")
+int BPF_PROG(netmon_fentry_tcp_close, struct sock *sk)
+{
+	return emit_sock(NETMON_KIND_CLOSE, sk, bpf_get_socket_cookie(sk));
+}
+
+/* ---- kprobe mode ----------------------------------------------------- */
+
+static __always_inline int connect_entry(struct sock *sk, __u16 family)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	/* tcp_v6_connect() of a v4-mapped address calls tcp_v4_connect(): keep
+	 * the outer entry, whose return reports the socket */
+	if (family && BPF_CORE_READ(sk, __sk_common.skc_family) != family)
+		return 0;
+	bpf_map_update_elem(&connecting, &tid, &sk, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int connect_return(int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct sock **skp = bpf_map_lookup_elem(&connecting, &tid);
+	struct sock *sk;
+
+	if (!skp)
+		return 0;
+	sk = *skp;
+	bpf_map_delete_elem(&connecting, &tid);
+	if (ret)
+		return 0;
+	/* the sockops program attached beside assigned the cookie in tcp_connect() */
+	return emit_sock(NETMON_KIND_ESTABLISH, sk, sk_cookie(sk));
+}
+
+SEC("kprobe/tcp_v4_connect")
+int BPF_KPROBE(netmon_kprobe_tcp_v4_connect, struct sock *sk)
+{
+	return connect_entry(sk, AF_INET);
+}
+
+SEC("kretprobe/tcp_v4_connect")
+int BPF_KRETPROBE(netmon_kretprobe_tcp_v4_connect, int ret)
+{
+	return connect_return(ret);
+}
+
+SEC("kprobe/tcp_v6_connect")
+int BPF_KPROBE(netmon_kprobe_tcp_v6_connect, struct sock *sk)
+{
+	return connect_entry(sk, 0);
+}
+
+SEC("kretprobe/tcp_v6_connect")
+int BPF_KRETPROBE(netmon_kretprobe_tcp_v6_connect, int ret)
+{
+	return connect_return(ret);
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(netmon_kretprobe_inet_csk_accept, struct sock *sk)
+{
+	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
+}
+
+SEC("kprobe/tcp_close")
+int BPF_KPROBE(netmon_kprobe_tcp_close, struct sock *sk)
+{
+	return emit_sock(NETMON_KIND_CLOSE, sk, sk_cookie(sk));
+}
+
+/* ---- exec and exit (every mode) ----------------------------------- */
+
+SEC("raw_tp/sched_process_exec")
+int netmon_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	struct netmon_exec_event *e;
+	struct scratch *s;
+	__u32 zero = 0, secure = 0;
+	unsigned long arg_start, arg_end, len;
+	const struct cred *cred;
+	struct file *file;
+	long n;
+
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!s)
+		return 0;
+	e = reserve(NETMON_KIND_EXEC, sizeof(*e));
+	if (!e)
+		return 0;
+	fill_task(&e->task, task);
+	e->flags = 0;
+	e->_pad0 = 0;
+
+	file = BPF_CORE_READ(bprm, file);
+	e->flags |= read_abs_path(e->path, s->buf, &file->f_path);
+
+	cred = BPF_CORE_READ(task, real_cred);
+	if (BPF_CORE_READ(cred, euid.val) != BPF_CORE_READ(cred, uid.val))
+		secure |= NETMON_SECUREEXEC_SETUID;
+	if (BPF_CORE_READ(cred, egid.val) != BPF_CORE_READ(cred, gid.val))
+		secure |= NETMON_SECUREEXEC_SETGID;
+	/* the kernel marks an exec that gained privilege; not through set[ug]id
+	 * means through the file's capabilities */
+	if (!secure && BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec))
+		secure |= NETMON_SECUREEXEC_FILE_CAPS;
+	if (BPF_CORE_READ(file, f_inode, __i_nlink) == 0)
+		secure |= NETMON_SECUREEXEC_FILELESS_EXEC;
+	e->secureexec = secure;
+
+	/* argv lives in the new mm: skip argv[0], copy the rest */
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	e->args_len = 0;
+	n = bpf_probe_read_user_str(s->buf, NETMON_MAX_PATH, (void *)arg_start);
+	if (n > 0 && arg_start + n < arg_end) {
+		len = arg_end - (arg_start + n);
+		if (len > NETMON_MAX_ARGS) {
+			len = NETMON_MAX_ARGS;
+			e->flags |= NETMON_EXEC_ARGS_TRUNCATED;
+		}
+		/* keep the verifier's bound through clang's rewrites */
+		asm volatile("%[len] &= 0x7ff" : [len] "+r"(len));
+		if (len <= NETMON_MAX_ARGS &&
+		    !bpf_probe_read_user(e->args, len, (void *)(arg_start + n)))
+			e->args_len = len;
+	}
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int netmon_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct netmon_exit_event *e;
+
+	/* one record per process: only when the last thread goes */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	e = reserve(NETMON_KIND_EXIT, sizeof(*e));
+	if (!e)
+		return 0;
+	e->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->pid = BPF_CORE_READ(task, tgid);
+	e->tid = BPF_CORE_READ(task, pid);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->_pad0 = 0;
+	submit(e);
+	return 0;
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+// Netmon native bridge: loads the probes (loader.h), polls the ring buffer on
+// its own thread and hands JavaScript one Buffer of packed records per
+// wake-up through a typed ThreadSafeFunction.
+//
+// JS surface (wrapped and validated by src/probe/native.ts):
+//   new Probe()
+//   probe.start(mode, ringBytes, onBatch(buf), onClose()) -> { mode, reason }
+//   probe.stop()              idempotent; onClose runs once everything is freed
+//   probe.lost()              number[] per enum netmon_kind
+//   clockOffsetNs()           bigint: CLOCK_REALTIME - CLOCK_BOOTTIME
+#include <bpf/libbpf.h>
+#include <napi.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "loader.h"
+#include "netmon.h"
+
+// The layout the TypeScript decoder (src/probe/layout.ts) reads.
+static_assert(sizeof(struct netmon_hdr) == 16, "netmon_hdr");
+static_assert(offsetof(struct netmon_hdr, kind) == 8, "netmon_hdr.kind");
+static_assert(offsetof(struct netmon_hdr, size) == 10, "netmon_hdr.size");
+static_assert(sizeof(struct netmon_task) == 208, "netmon_task");
+static_assert(offsetof(struct netmon_task, pid) == 40, "netmon_task.pid");
+static_assert(offsetof(struct netmon_task, auid) == 60, "netmon_task.auid");
+static_assert(offsetof(struct netmon_task, comm) == 64, "netmon_task.comm");
+static_assert(offsetof(struct netmon_task, cgroup_name) == 80, "netmon_task.cgroup_name");
+static_assert(sizeof(struct netmon_sock_event) == 272, "netmon_sock_event");
+static_assert(offsetof(struct netmon_sock_event, task) == 16, "sock.task");
+static_assert(offsetof(struct netmon_sock_event, saddr) == 224, "sock.saddr");
+static_assert(offsetof(struct netmon_sock_event, daddr) == 240, "sock.daddr");
+static_assert(offsetof(struct netmon_sock_event, cookie) == 256, "sock.cookie");
+static_assert(offsetof(struct netmon_sock_event, sport) == 264, "sock.sport");
+static_assert(offsetof(struct netmon_sock_event, dport) == 266, "sock.dport");
+static_assert(offsetof(struct netmon_sock_event, family) == 268, "sock.family");
+static_assert(offsetof(struct netmon_sock_event, flags) == 270, "sock.flags");
+static_assert(offsetof(struct netmon_sock_event, state) == 271, "sock.state");
+static_assert(sizeof(struct netmon_exec_event) == 1768, "netmon_exec_event");
+static_assert(offsetof(struct netmon_exec_event, secureexec) == 224, "exec.secureexec");
+static_assert(offsetof(struct netmon_exec_event, args_len) == 228, "exec.args_len");
+static_assert(offsetof(struct netmon_exec_event, flags) == 230, "exec.flags");
+static_assert(offsetof(struct netmon_exec_event, path) == 232, "exec.path");
+static_assert(offsetof(struct netmon_exec_event, args) == 744, "exec.args");
+static_assert(sizeof(struct netmon_exit_event) == 40, "netmon_exit_event");
+static_assert(offsetof(struct netmon_exit_event, start_time_ns) == 16, "exit.start_time_ns");
+static_assert(offsetof(struct netmon_exit_event, pid) == 24, "exit.pid");
+static_assert(offsetof(struct netmon_exit_event, exit_code) == 32, "exit.exit_code");
+
+namespace {
+
+using Batch = std::vector<uint8_t>;
+
+class Probe;
+
+// Runs on the JS thread for each batch the poll thread queued.
+void CallJs(Napi::Env env, Napi::Function on_batch, Probe *ctx, Batch *batch);
+using Tsfn = Napi::TypedThreadSafeFunction<Probe, Batch, CallJs>;
+
+void CallJs(Napi::Env env, Napi::Function on_batch, Probe *, Batch *batch) {
+  if (env == nullptr || on_batch == nullptr) {  // torn down: drop
+    delete batch;
+    return;
+  }
+  // Zero-copy: the Buffer owns the vector's bytes and frees them when collected.
+  auto buf = Napi::Buffer<uint8_t>::New(env, batch->data(), batch->size(),
+                                        [](Napi::Env, uint8_t *, Batch *b) { delete b; }, batch);
+  on_batch.Call({buf});
+}
+
+class Probe : public Napi::ObjectWrap<Probe> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Probe",
+                       {InstanceMethod("start", &Probe::Start),
+                        InstanceMethod("stop", &Probe::Stop),
+                        InstanceMethod("lost", &Probe::Lost)});
+  }
+
+  explicit Probe(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Probe>(info) {}
+
+  // JS thread (GC). start() holds a reference until closed, so a running
+  // probe is never collected; nothing to stop here.
+  ~Probe() override = default;
+
+ private:
+  // JS thread.
+  Napi::Value Start(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (started_) throw Napi::Error::New(env, "probe already started");
+    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() ||
+        !info[2].IsFunction() || !info[3].IsFunction())
+      throw Napi::TypeError::New(env, "start(mode, ringBytes, onBatch, onClose)");
+    auto mode = static_cast<netmon::Mode>(info[0].As<Napi::Number>().Int32Value());
+    uint32_t ring_bytes = info[1].As<Napi::Number>().Uint32Value();
+
+    netmon::Failure fail;
+    if (!netmon::Load(mode, ring_bytes, &Probe::OnSample, this, loaded_, fail)) {
+      Napi::Error e = Napi::Error::New(env, fail.message);
+      e.Set("code", Napi::String::New(env, fail.code));
+      e.Set("step", Napi::String::New(env, fail.step));
+      e.Set("errno", Napi::Number::New(env, fail.err));
+      e.Set("detail", Napi::String::New(env, fail.detail));
+      throw e;
+    }
+
+    stop_fd_ = netmon::Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    epoll_fd_ = netmon::Fd(epoll_create1(EPOLL_CLOEXEC));
+    if (stop_fd_.get() < 0 || epoll_fd_.get() < 0 || !Watch(stop_fd_.get(), kStopTag) ||
+        !Watch(ring_buffer__epoll_fd_compat(), kRingTag)) {
+      int e = errno;
+      loaded_.reset();
+      throw Napi::Error::New(env, std::string("poll setup: ") + strerror(e));
+    }
+
+    on_close_ = Napi::Persistent(info[3].As<Napi::Function>());
+    // Bounded queue: when JavaScript falls behind, the poll thread waits,
+    // the ring buffer fills and the kernel counts what it could not reserve.
+    tsfn_ = Tsfn::New(env, info[2].As<Napi::Function>(), "netmon-probe", 64, 1, this,
+                      [](Napi::Env env, void *, Probe *self) { self->Finalize(env); });
+    Ref();
+    started_ = true;
+    poller_ = std::thread([this] { PollLoop(); });
+
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("mode", netmon::ModeName(loaded_->mode()));
+    r.Set("reason", loaded_->reason());
+    return r;
+  }
+
+  // JS thread. Idempotent: asks the poll thread to detach, drain and finish;
+  // onClose runs when everything is freed.
+  Napi::Value Stop(const Napi::CallbackInfo &info) {
+    if (started_ && !stopping_.exchange(true)) {
+      uint64_t one = 1;
+      ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
+      (void)n;
+    }
+    return info.Env().Undefined();
+  }
+
+  // JS thread (map reads through the fd are safe beside the poll thread).
+  Napi::Value Lost(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::vector<uint64_t> by_kind = final_lost_;
+    if (loaded_ && !closed_) loaded_->ReadLost(by_kind);
+    Napi::Array a = Napi::Array::New(env, by_kind.size());
+    for (size_t i = 0; i < by_kind.size(); i++)
+      a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(by_kind[i])));
+    return a;
+  }
+
+  static constexpr uint32_t kStopTag = 1, kRingTag = 2;
+  // The kernel wakes the poll thread only once a batch is waiting (see
+  // wakeup_bytes in netmon.bpf.c); below that, records wait at most this long.
+  static constexpr int kPollIntervalMs = 20;
+
+  int ring_buffer__epoll_fd_compat() const { return ring_buffer__epoll_fd(loaded_->ring()); }
+
+  bool Watch(int fd, uint32_t tag) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u32 = tag;
+    return epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+
+  // Poll thread: libbpf calls this for each sample during ring_buffer__consume.
+  static int OnSample(void *ctx, void *data, size_t size) {
+    auto *self = static_cast<Probe *>(ctx);
+    auto *p = static_cast<const uint8_t *>(data);
+    if (!self->batch_) {
+      self->batch_ = new Batch();
+      self->batch_->reserve(64 * 1024);
+    }
+    self->batch_->insert(self->batch_->end(), p, p + size);
+    return 0;
+  }
+
+  // Poll thread: consume what is in the ring and queue it as one batch.
+  // Returns false once JavaScript is gone (queue closing).
+  bool Drain() {
+    batch_ = nullptr;  // allocated by the first sample
+    ring_buffer__consume(loaded_->ring());
+    if (!batch_) return true;  // a timer tick with nothing waiting
+    napi_status st = tsfn_.BlockingCall(batch_);
+    if (st != napi_ok) {
+      delete batch_;
+      return false;
+    }
+    return true;
+  }
+
+  // Poll thread.
+  void PollLoop() {
+    struct epoll_event evs[2];
+    bool running = true;
+    while (running) {
+      int n = epoll_wait(epoll_fd_.get(), evs, 2, kPollIntervalMs);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      for (int i = 0; i < n; i++)
+        if (evs[i].data.u32 == kStopTag) running = false;
+      if (!Drain()) break;
+    }
+    // Detach first so nothing new arrives, then hand over what is left.
+    loaded_->Detach();
+    Drain();
+    tsfn_.Release();
+  }
+
+  // JS thread, once the poll thread released the queue and it drained.
+  void Finalize(Napi::Env env) {
+    // Also reached at environment teardown without stop(): wake the thread.
+    if (!stopping_.exchange(true)) {
+      uint64_t one = 1;
+      ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
+      (void)n;
+    }
+    if (poller_.joinable()) poller_.join();
+    loaded_->ReadLost(final_lost_);
+    closed_ = true;
+    loaded_.reset();  // ring buffer, links, maps, programs
+    epoll_fd_.reset();
+    stop_fd_.reset();
+    Napi::FunctionReference cb = std::move(on_close_);
+    Unref();
+    if (!cb.IsEmpty()) cb.Call({});
+    (void)env;
+  }
+
+  bool started_ = false;
+  bool closed_ = false;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<netmon::Loaded> loaded_;
+  netmon::Fd stop_fd_;
+  netmon::Fd epoll_fd_;
+  Tsfn tsfn_;
+  std::thread poller_;
+  Batch *batch_ = nullptr;  // poll thread only
+  std::vector<uint64_t> final_lost_ = std::vector<uint64_t>(NETMON_KIND_MAX, 0);
+  Napi::FunctionReference on_close_;
+};
+
+Napi::Value ClockOffsetNs(const Napi::CallbackInfo &info) {
+  return Napi::BigInt::New(info.Env(), netmon::BootToRealtimeOffsetNs());
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("Probe", Probe::Init(env));
+  exports.Set("clockOffsetNs", Napi::Function::New(env, ClockOffsetNs));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(netmon, InitModule)

@@ -1,0 +1,2 @@
+// @netmon/sensor: kernel probes and their TypeScript API.
+export * from './probe/index';

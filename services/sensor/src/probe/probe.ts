@@ -1,0 +1,134 @@
+// The probe API the sensor and the tests use: validated options, typed
+// events, lost counters, errors with their cause.
+import { type ProbeEvent, decodeBatch } from './decode';
+import { ProbeArgumentError, fromNative } from './errors';
+import { KIND_MAX, Kind, ModeCode } from './layout';
+import { type NativeProbe, loadAddon } from './native';
+
+export const ATTACH_MODES = ['auto', 'fentry', 'kprobe', 'tracepoint'] as const;
+export type AttachMode = (typeof ATTACH_MODES)[number];
+export type ResolvedAttachMode = Exclude<AttachMode, 'auto'>;
+
+/** 8 MiB: about 30,000 socket records in flight. */
+export const DEFAULT_RING_BUFFER_BYTES = 8 * 1024 * 1024;
+const PAGE_SIZE = 4096;
+const MAX_RING_BUFFER_BYTES = 1024 * 1024 * 1024;
+
+export interface ProbeOptions {
+  /** default 'auto': fentry, else kprobe, else tracepoint, by feature probing */
+  mode?: AttachMode;
+  /** ring buffer size: a power of 2 multiple of the page size; default 8 MiB */
+  ringBufferBytes?: number;
+  /** decoded events, one call per batch (one batch per poll wake-up) */
+  onEvents?: (events: ProbeEvent[]) => void;
+  /** the raw batch of packed records (layout.ts), before any decoding */
+  onBatch?: (batch: Buffer) => void;
+  /** an exception thrown by onEvents/onBatch; without it, it is rethrown */
+  onError?: (err: unknown) => void;
+}
+
+export interface LostCounters {
+  /** ring buffer reserves that failed, all kinds */
+  total: number;
+  establish: number;
+  accept: number;
+  close: number;
+  exec: number;
+  exit: number;
+}
+
+export function validateRingBufferBytes(n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < PAGE_SIZE || n > MAX_RING_BUFFER_BYTES || (n & (n - 1)) !== 0) {
+    throw new ProbeArgumentError(
+      `probe: ring buffer size must be a power of 2 multiple of the page size (${PAGE_SIZE}..${MAX_RING_BUFFER_BYTES}), got ${String(n)}`,
+      'EARG',
+    );
+  }
+  return n;
+}
+
+export function validateMode(m: unknown): AttachMode {
+  if (typeof m !== 'string' || !(ATTACH_MODES as readonly string[]).includes(m)) {
+    throw new ProbeArgumentError(`probe: attach mode must be one of ${ATTACH_MODES.join(', ')}, got ${String(m)}`, 'EARG');
+  }
+  return m as AttachMode;
+}
+
+export class NetmonProbe {
+  /** the attach mode in use */
+  readonly mode: ResolvedAttachMode;
+  /** why that mode (forced, or what the feature probes found) */
+  readonly reason: string;
+  /** CLOCK_REALTIME - CLOCK_BOOTTIME at start, ns: add to an event's tsNs for wall clock */
+  readonly clockOffsetNs: bigint;
+  /** resolves once stopped and every program is detached */
+  readonly closed: Promise<void>;
+
+  private readonly native: NativeProbe;
+  private stopping = false;
+
+  private constructor(native: NativeProbe, mode: ResolvedAttachMode, reason: string, offset: bigint, closed: Promise<void>) {
+    this.native = native;
+    this.mode = mode;
+    this.reason = reason;
+    this.clockOffsetNs = offset;
+    this.closed = closed;
+  }
+
+  /** Loads and attaches the probes. Blocking (the verifier runs); throws ProbeError. */
+  static start(opts: ProbeOptions = {}): NetmonProbe {
+    const mode = validateMode(opts.mode ?? 'auto');
+    const ring = validateRingBufferBytes(opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES);
+    const { onEvents, onBatch, onError } = opts;
+    const addon = loadAddon();
+    const native = new addon.Probe();
+    let resolveClosed!: () => void;
+    const closed = new Promise<void>((r) => {
+      resolveClosed = r;
+    });
+    const handle = (buf: Buffer): void => {
+      try {
+        onBatch?.(buf);
+        if (onEvents) onEvents(decodeBatch(buf));
+      } catch (err) {
+        if (onError) onError(err);
+        else
+          setImmediate(() => {
+            throw err;
+          });
+      }
+    };
+    let started: { mode: string; reason: string };
+    try {
+      started = native.start(ModeCode[mode], ring, handle, () => resolveClosed());
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, addon.clockOffsetNs(), closed);
+  }
+
+  /** Failed ring buffer reserves so far (summed over CPUs). */
+  lost(): LostCounters {
+    const k = this.native.lost();
+    const at = (i: number) => k[i] ?? 0;
+    let total = 0;
+    for (let i = 0; i < KIND_MAX; i++) total += at(i);
+    return {
+      total,
+      establish: at(Kind.ESTABLISH),
+      accept: at(Kind.ACCEPT),
+      close: at(Kind.CLOSE),
+      exec: at(Kind.EXEC),
+      exit: at(Kind.EXIT),
+    };
+  }
+
+  /** Detaches, delivers what is left in the ring buffer, frees everything. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.native.stop();
+    }
+    return this.closed;
+  }
+}
