@@ -3,7 +3,9 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // we know Node 20's SDK support ends
 require('../cli/dist/src/main.js').main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // Services have stopped cleanly by now; a client library's stray timer
+    // must not keep the process alive.
+    process.exit(code);
   },
   (err) => {
     process.stderr.write(`netmon: ${err && err.stack ? err.stack : err}\n`);

@@ -1,7 +1,7 @@
 // `netmon <command>`: dispatches to the command's module. Each command parses
 // its own flags, prints its own --help and returns the process exit code.
 import { ConfigError } from '@netmon/common';
-import { UsageError } from './args';
+import { UsageError } from '@netmon/common';
 
 interface Command {
   summary: string;
@@ -17,6 +17,14 @@ const COMMANDS: Record<string, Command> = {
     summary: 'load the kernel probes and print raw events as JSON lines',
     run: async (argv) => (await import('@netmon/sensor')).runProbeCommand(argv),
   },
+  sensor: {
+    summary: 'per-host publisher of kernel events to Kafka (topic raw)',
+    run: async (argv) => (await import('@netmon/sensor')).runSensorCommand(argv),
+  },
+  enricher: {
+    summary: 'consumer group turning raw records into NetworkEvents (topic events)',
+    run: async (argv) => (await import('@netmon/enricher')).runEnricherCommand(argv),
+  },
   tail: {
     summary: 'decode a Netmon topic (raw | events | dlq) to JSON lines',
     run: async (argv) => (await import('./tail.js')).runTailCommand(argv),
@@ -25,8 +33,6 @@ const COMMANDS: Record<string, Command> = {
 
 // Commands of the pipeline still being built; listed so `--help` tells the truth.
 const PLANNED: Record<string, string> = {
-  sensor: 'per-host publisher of kernel events to Kafka (issue 4)',
-  enricher: 'consumer group joining events with processes (issue 5)',
   archiver: 'consumer group writing the events to S3 for Athena (issue 6)',
   query: 'SQL over the archive with DuckDB (issue 6)',
   run: 'the whole pipeline on this host (issue 7)',

@@ -5,6 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import {
   DLQ_HEADERS,
+  UsageError,
+  numberFlag,
+  parseFlags,
+  stringFlag,
   DecodeError,
   createKafka,
   createLogger,
@@ -15,7 +19,7 @@ import {
   resolveTopic,
 } from '@netmon/common';
 import type { IHeaders } from 'kafkajs';
-import { numberFlag, parseFlags, stringFlag, UsageError } from './args';
+
 
 const USAGE = `Usage: netmon tail --topic raw|events|dlq|NAME [options]
 

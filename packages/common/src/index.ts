@@ -8,6 +8,7 @@ export * from './metrics';
 export * from './kafka';
 export * from './s3';
 export * from './net';
+export * from './args';
 export { canonicalForm } from './avro/canonical';
 export { crc64Avro } from './avro/crc64';
 export { SingleObjectCodec, fingerprint } from './avro/single-object';

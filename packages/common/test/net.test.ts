@@ -19,6 +19,7 @@ test('IPv6 in RFC 5952 form', () => {
     ['2001 0db8 0000 0000 0001 0000 0000 0001', '2001:db8::1:0:0:1'], // first of equal runs
     ['2001 0db8 0000 0001 0001 0001 0001 0001', '2001:db8:0:1:1:1:1:1'], // a single zero group stays
     ['2001 0db8 0000 0000 0000 0000 0000 0000', '2001:db8::'],
+    ['2001 0000 0000 0001 0000 0000 0000 0001', '2001:0:0:1::1'],
   ];
   for (const [bytes, text] of cases) assert.equal(formatAddress(hex(bytes)), text);
 });

@@ -1,2 +1,6 @@
-// @netmon/sensor: kernel probes and their TypeScript API.
+// @netmon/sensor: kernel probes, their TypeScript API, and the sensor service.
 export * from './probe/index';
+export { runSensorCommand } from './service/command';
+export { batchToPayloads, kernelSource } from './service/kernel';
+export { type Sensor, type SensorOptions, startSensor } from './service/sensor';
+export type { KernelSource, StartSource, TimedPayload } from './service/source';

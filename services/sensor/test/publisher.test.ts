@@ -65,3 +65,24 @@ test('past the spool bound, the drop counter equals the records missing', async 
   assert.equal(1000 - delivered.length, publisher.counters.dropped);
   assert.deepEqual([...delivered].sort((a, b) => a - b), delivered, 'still in order');
 });
+
+test('closing while the broker is away keeps memory and spool in order for the next run', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'netmon-pub-'));
+  const options = {
+    spool: new Spool(dir, 1 << 20),
+    maxBatchRecords: 50,
+    maxBatchBytes: 1 << 20,
+    lingerMs: 1,
+    maxMemoryRecords: 100,
+  };
+  const down = new Publisher({ ...options, send: async () => Promise.reject(new Error('broker down')) });
+  for (let i = 0; i < 300; i++) down.enqueue([rec(i)]);
+  await down.close(300);
+  assert.equal(down.counters.sent, 0);
+  const delivered: number[] = [];
+  const up = new Publisher({ ...options, spool: new Spool(dir, 1 << 20), send: async (v) => void delivered.push(...v.map((b) => Number(String(b)))) });
+  up.enqueue([rec(300)]);
+  await until(() => delivered.length === 301);
+  await up.close(1000);
+  assert.deepEqual(delivered, Array.from({ length: 301 }, (_, i) => i));
+});

@@ -59,3 +59,14 @@ test('a torn record at the end of a crash is ignored', () => {
   assert.equal(again.records, 2);
   assert.deepEqual(drain(again), [String(rec(1)), String(rec(2))]);
 });
+
+test('prepend puts older records before the spooled ones, and survives a restart', () => {
+  const dir = tmp();
+  const spool = new Spool(dir, 1 << 20, 200);
+  spool.append(Array.from({ length: 30 }, (_, i) => rec(100 + i)));
+  spool.commit(spool.peek(5, 1 << 20)!);
+  spool.prepend([rec(1), rec(2), rec(3)]);
+  spool.close();
+  const again = new Spool(dir, 1 << 20, 200);
+  assert.deepEqual(drain(again), [rec(1), rec(2), rec(3), ...Array.from({ length: 25 }, (_, i) => rec(105 + i))].map(String));
+});

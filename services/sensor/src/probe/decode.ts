@@ -1,5 +1,6 @@
 // Decoder of the packed records the bridge hands over (layout.ts), into typed
 // events. Pure: no I/O, no native code.
+import { formatAddress } from '@netmon/common';
 import {
   AF_INET,
   AF_INET6,
@@ -88,7 +89,7 @@ export interface ExitEvent extends Stamped {
 
 export type ProbeEvent = SocketEvent | ExecEvent | ExitEvent;
 
-function cstr(buf: Buffer, start: number, len: number): string {
+export function cstr(buf: Buffer, start: number, len: number): string {
   let end = start;
   const limit = start + len;
   while (end < limit && buf[end] !== 0) end++;
@@ -100,11 +101,11 @@ function cstr(buf: Buffer, start: number, len: number): string {
  * masks stay under; boot-time nanoseconds pass it after 104 days of uptime and
  * then round to a few tens of ns (the same value always rounds the same way).
  */
-function u64(buf: Buffer, at: number): number {
+export function u64(buf: Buffer, at: number): number {
   return buf.readUInt32LE(at + 4) * 4294967296 + buf.readUInt32LE(at);
 }
 
-function readTask(buf: Buffer, base: number): TaskFacts {
+export function readTask(buf: Buffer, base: number): TaskFacts {
   return {
     pid: buf.readUInt32LE(base + TASK.pid),
     tid: buf.readUInt32LE(base + TASK.tid),
@@ -122,46 +123,14 @@ function readTask(buf: Buffer, base: number): TaskFacts {
   };
 }
 
-function ipv4(buf: Buffer, at: number): string {
-  return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-}
-
-/** RFC 5952: lower case, no leading zeros, longest run (>= 2) of zero groups as '::'. */
-export function formatIPv6(buf: Buffer, at: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(buf.readUInt16BE(at + i * 2));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
-}
-
-function isV4Mapped(buf: Buffer, at: number): boolean {
-  for (let i = 0; i < 10; i++) if (buf[at + i] !== 0) return false;
-  return buf[at + 10] === 0xff && buf[at + 11] === 0xff;
-}
-
+/** Address text as the spec writes it; the kernel flags IPv4-mapped sockets. */
 function addr(buf: Buffer, at: number, family: number, mapped: boolean): string {
-  if (family === AF_INET) return ipv4(buf, at);
-  if (mapped || isV4Mapped(buf, at)) return ipv4(buf, at + 12);
-  return formatIPv6(buf, at);
+  if (family === AF_INET) return formatAddress(buf.subarray(at, at + 4));
+  if (mapped) return formatAddress(buf.subarray(at + 12, at + 16));
+  return formatAddress(buf.subarray(at, at + 16));
 }
 
-function flagNames(bits: number, table: Record<string, number>): string[] {
+export function flagNames(bits: number, table: Record<string, number>): string[] {
   return Object.entries(table)
     .filter(([, v]) => (bits & v) !== 0)
     .map(([k]) => k);

@@ -32,6 +32,8 @@ export class Publisher {
   private memoryHead = 0;
   private wake: (() => void) | undefined;
   private closing = false;
+  /** close() gave up waiting: the pump must end without sending more. */
+  private abandoned = false;
   /** The pump waits for records (not lingering over a batch). */
   private idle = false;
   private healthy = true;
@@ -75,10 +77,12 @@ export class Publisher {
     const timedOut = await Promise.race([this.pumping.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref())]);
     if (timedOut) {
       // Kafka is away: keep what memory holds for the next run.
+      this.abandoned = true;
+      this.wake?.();
       const rest = this.memory.slice(this.memoryHead);
       this.memory = [];
       this.memoryHead = 0;
-      const dropped = this.opts.spool.append(rest);
+      const dropped = this.opts.spool.prepend(rest);
       this.counters.spooled += rest.length - dropped;
       this.counters.dropped += dropped;
     }
@@ -86,7 +90,7 @@ export class Publisher {
   }
 
   private async pump(): Promise<void> {
-    for (;;) {
+    while (!this.abandoned) {
       const fromMemory = this.queued > 0;
       if (!fromMemory && this.opts.spool.isEmpty) {
         if (this.closing) return;
@@ -100,7 +104,7 @@ export class Publisher {
       }
       if (fromMemory) {
         const batch = this.takeMemoryBatch();
-        await this.sendWithRetry(batch);
+        if (!(await this.sendWithRetry(batch))) return;
         this.memoryHead += batch.length;
         if (this.memoryHead > 65536 && this.memoryHead * 2 > this.memory.length) {
           this.memory = this.memory.slice(this.memoryHead);
@@ -109,7 +113,7 @@ export class Publisher {
       } else {
         const batch = this.opts.spool.peek(this.opts.maxBatchRecords, this.opts.maxBatchBytes);
         if (!batch) continue;
-        await this.sendWithRetry(batch.records);
+        if (!(await this.sendWithRetry(batch.records))) return;
         this.opts.spool.commit(batch);
       }
     }
@@ -126,21 +130,23 @@ export class Publisher {
     return this.memory.slice(this.memoryHead, i);
   }
 
-  private async sendWithRetry(batch: Buffer[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+  /** True once sent; false if close() abandoned it (the batch stays queued). */
+  private async sendWithRetry(batch: Buffer[]): Promise<boolean> {
+    for (let attempt = 1; !this.abandoned; attempt++) {
       const started = performance.now();
       try {
         await this.opts.send(batch);
         this.healthy = true;
         this.counters.sent += batch.length;
         this.opts.onSent?.(batch.length, performance.now() - started);
-        return;
+        return true;
       } catch (err) {
         this.healthy = false;
         this.opts.onError?.(err, attempt);
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
       }
     }
+    return false;
   }
 
   private sleep(ms: number): Promise<void> {

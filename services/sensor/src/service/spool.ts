@@ -6,6 +6,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import path from 'node:path';
 
 const FRAME_HEADER = 4;
+// Segment numbers start high so that prepend() can number older ones below.
+const FIRST_SEGMENT = 1_000_000_000;
 
 export interface SpoolBatch {
   records: Buffer[];
@@ -40,7 +42,7 @@ export class Spool {
       this.count += this.countFrames(s, s === this.segments[0] ? this.readPosition(s) : 0, size);
     }
     if (this.segments.length > 0) this.readPos = this.readPosition(this.segments[0]!);
-    this.writeSegment = (this.segments.at(-1) ?? 0) + 1;
+    this.writeSegment = (this.segments.at(-1) ?? FIRST_SEGMENT) + 1;
   }
 
   get bytes(): number {
@@ -74,6 +76,33 @@ export class Spool {
       this.count++;
     }
     return dropped;
+  }
+
+  /**
+   * Puts records before everything spooled (they are older: the publisher's
+   * memory queue when Kafka stayed away through shutdown). Bounded like append.
+   */
+  prepend(records: readonly Buffer[]): number {
+    const kept: Buffer[] = [];
+    let bytes = this.totalBytes;
+    for (const record of records) {
+      if (bytes + FRAME_HEADER + record.length > this.maxBytes) continue;
+      bytes += FRAME_HEADER + record.length;
+      kept.push(record);
+    }
+    if (kept.length === 0) return records.length;
+    const segment = (this.segments[0] ?? this.writeSegment) - 1;
+    const frames = kept.flatMap((r) => {
+      const header = Buffer.allocUnsafe(FRAME_HEADER);
+      header.writeUInt32LE(r.length);
+      return [header, r];
+    });
+    writeFileSync(this.file(segment, 'seg'), Buffer.concat(frames));
+    this.segments.unshift(segment);
+    this.readPos = 0;
+    this.totalBytes = bytes;
+    this.count += kept.length;
+    return records.length - kept.length;
   }
 
   /** The oldest records, up to the limits, without removing them. */

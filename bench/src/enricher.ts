@@ -1,0 +1,216 @@
+// Benchmark of the enricher through the real broker, in one run:
+//   eos   raw in → enriched out, exactly once (transactions), one instance
+//   alo   the same, at least once
+//   kcat  Debian's kcat consuming the same raw topic and producing every
+//         record to another topic (kcat -C | kcat -P): the broker-bound limit
+// The raw topic is filled first (NETMON_BENCH_RECORDS, default 300000; 200
+// hosts, a process table of 50 programs each, 1 in 40 records a process
+// record), then each variant reads it all from a fresh group. Rates are
+// records (kcat) or events (enricher) per second of wall time; "per core" is
+// events per second of this process's CPU time (user + system) while the
+// enricher ran. Ends with `RESULT {json}`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { type NetmonConfig, type RawRecord, createKafka, createLogger, loadConfig, rawRecordCodec } from '@netmon/common';
+import { start } from '@netmon/enricher';
+import type { Admin, Message } from 'kafkajs';
+
+const RECORDS = Number(process.env.NETMON_BENCH_RECORDS ?? 300_000);
+const HOSTS = 200;
+const PARTITIONS = 4;
+const DELIM = '\u001eNETMON-KCAT-RECORD-END\u001e';
+
+function workload(n: number): RawRecord[] {
+  const out: RawRecord[] = [];
+  const t0 = 1748685951282000;
+  for (let i = 0; i < n; i++) {
+    const h = i % HOSTS;
+    const k = Math.floor(i / HOSTS);
+    const proc = k % 50;
+    const task = {
+      pid: 1000 + proc,
+      tid: 1000 + proc,
+      ppid: 1,
+      uid: 1000,
+      euid: 1000,
+      auid: 1000,
+      cap_inheritable: 0,
+      cap_permitted: 0,
+      cap_effective: 0,
+      comm: `worker-${proc}`,
+      cgroup_id: 4242,
+      cgroup_path: proc % 2 ? `/system.slice/docker-${(proc * 7919).toString(16).padStart(64, '0')}.scope` : '/system.slice/app.service',
+      start_time_us: 10_000_000 + proc * 10_000,
+      ktime_us: 20_000_000 + k,
+    };
+    const base = { host_id: `${h.toString(16).padStart(32, '0')}`, hostname: `host-${h}`, run_id: `run-${h}`, seq: k, time_us: t0 + k * 100 };
+    if (k < 50 || k % 40 === 0) {
+      out.push({
+        ...base,
+        payload: {
+          'netmon.raw.ProcessExec': {
+            task,
+            snapshot: k < 50,
+            binary_path: `/usr/bin/worker-${proc}`,
+            args: ['--id', String(proc), '--verbose'],
+            args_truncated: false,
+            secureexec: [],
+          },
+        },
+      });
+    } else {
+      out.push({
+        ...base,
+        payload: {
+          'netmon.raw.SocketEvent': {
+            kind: (['ESTABLISH', 'ACCEPT', 'CLOSE'] as const)[k % 3]!,
+            task,
+            family: k % 2 ? 'INET' : 'INET6',
+            saddr: k % 2 ? Buffer.from([10, 0, h >> 8, h & 255]) : Buffer.from('20010db8000000000000000000000001', 'hex'),
+            daddr: k % 2 ? Buffer.from([93, 184, 216, 34]) : Buffer.from('2a00145040100c08000000000000008b', 'hex'),
+            sport: 30000 + (k % 30000),
+            dport: 443,
+            cookie: i,
+          },
+        },
+      });
+    }
+  }
+  return out;
+}
+
+async function waitCommitted(admin: Admin, groupId: string, topic: string, ends: Map<number, number>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const done = res[0]!.partitions.every((p) => Number(p.offset) >= (ends.get(p.partition) ?? 0));
+    if (done) return;
+    if (Date.now() > deadline) throw new Error(`group ${groupId} did not finish in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Run {
+  events: number;
+  seconds: number;
+  cpu_seconds: number;
+  events_per_s: number;
+  events_per_s_per_core: number;
+}
+
+async function runEnricher(
+  base: NetmonConfig,
+  raw: string,
+  exactlyOnce: boolean,
+  ends: Map<number, number>,
+  admin: Admin,
+  expectedEvents: number,
+): Promise<Run> {
+  const id = randomUUID().slice(0, 8);
+  const config: NetmonConfig = {
+    ...base,
+    log: { level: 'warn' },
+    topics: { raw, events: `bench.${id}.events`, dlq: `bench.${id}.dlq`, partitions: PARTITIONS },
+    enricher: { groupId: `bench-${id}`, exactlyOnce, processWaitMs: 2000, metricsPort: 0 },
+    processFilter: null,
+  };
+  await admin.createTopics({
+    topics: [config.topics.events, config.topics.dlq].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+    waitForLeaders: true,
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const handle = await start(config, createLogger('enricher-bench', 'warn'), { metrics: false, concurrency: PARTITIONS });
+  await waitCommitted(admin, config.enricher.groupId, raw, ends, 600_000);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const events = handle.counters().out;
+  await handle.stop();
+  await admin.deleteTopics({ topics: [config.topics.events, config.topics.dlq, `${config.enricher.groupId}.state`] }).catch(() => {});
+  await admin.deleteGroups([config.enricher.groupId]).catch(() => {});
+  if (events !== expectedEvents) throw new Error(`${exactlyOnce ? 'eos' : 'alo'}: ${events} events out, expected ${expectedEvents}`);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return { events, seconds, cpu_seconds: cpuSeconds, events_per_s: events / seconds, events_per_s_per_core: events / cpuSeconds };
+}
+
+function runKcat(brokers: string, raw: string, out: string, records: number): { records: number; seconds: number; cpu_seconds: number; records_per_s: number } {
+  const script = `TIMEFORMAT='%R %U %S'; time ( kcat -C -b "$B" -t "$RAW" -o beginning -e -q -f '%s${DELIM}' | kcat -P -b "$B" -t "$OUT" -D '${DELIM}' -X linger.ms=5 ) 2>&1 >/dev/null`;
+  const r = spawnSync('bash', ['-c', script], { env: { ...process.env, B: brokers, RAW: raw, OUT: out }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kcat failed: ${r.stderr}${r.stdout}`);
+  const line = (r.stdout + r.stderr).trim().split('\n').pop()!;
+  const [real, user, sys] = line.split(' ').map(Number) as [number, number, number];
+  return { records, seconds: real, cpu_seconds: user + sys, records_per_s: records / real };
+}
+
+async function main(): Promise<void> {
+  const base = loadConfig(undefined);
+  const logger = createLogger('enricher-bench', 'warn');
+  const kafka = createKafka(base.kafka, logger, 'enricher-bench');
+  const admin = kafka.admin();
+  await admin.connect();
+  const id = randomUUID().slice(0, 8);
+  const raw = `bench.${id}.raw`;
+  const kcatOut = `bench.${id}.kcat`;
+  await admin.createTopics({ topics: [raw, kcatOut].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })), waitForLeaders: true });
+  try {
+    // Fill the raw topic.
+    const records = workload(RECORDS);
+    const codec = rawRecordCodec();
+    const messages: Message[] = records.map((r) => ({ key: r.host_id, value: codec.encode(r) }));
+    const rawBytes = messages.reduce((n, m) => n + (m.value as Buffer).length, 0);
+    if (messages.some((m) => (m.value as Buffer).includes(DELIM))) throw new Error('the kcat delimiter occurs in the data');
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const tFill = Date.now();
+    for (let i = 0; i < messages.length; i += 4000) await producer.send({ topic: raw, messages: messages.slice(i, i + 4000), acks: -1 });
+    await producer.disconnect();
+    const offsets = await admin.fetchTopicOffsets(raw);
+    const ends = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+    const expectedEvents = records.filter((r) => 'netmon.raw.SocketEvent' in r.payload).length;
+    console.log(
+      `raw: ${records.length} records (${expectedEvents} socket), ${(rawBytes / records.length).toFixed(0)} B avg, ${HOSTS} hosts, ${PARTITIONS} partitions, filled in ${((Date.now() - tFill) / 1000).toFixed(1)} s`,
+    );
+
+    const kcatVersion = execFileSync('kcat', ['-V'], { encoding: 'utf8' }).split('\n')[0];
+    const kcat = runKcat(base.kafka.brokers.join(','), raw, kcatOut, records.length);
+    console.log(
+      `kcat   ${kcat.records_per_s.toFixed(0).padStart(8)} records/s  (${kcat.seconds.toFixed(2)} s, ${kcat.cpu_seconds.toFixed(2)} s CPU; ${kcatVersion})`,
+    );
+    const eos = await runEnricher(base, raw, true, ends, admin, expectedEvents);
+    console.log(
+      `eos    ${eos.events_per_s.toFixed(0).padStart(8)} events/s   ${eos.events_per_s_per_core.toFixed(0).padStart(8)} events/s per core  (${eos.seconds.toFixed(2)} s, ${eos.cpu_seconds.toFixed(2)} s CPU)`,
+    );
+    const alo = await runEnricher(base, raw, false, ends, admin, expectedEvents);
+    console.log(
+      `alo    ${alo.events_per_s.toFixed(0).padStart(8)} events/s   ${alo.events_per_s_per_core.toFixed(0).padStart(8)} events/s per core  (${alo.seconds.toFixed(2)} s, ${alo.cpu_seconds.toFixed(2)} s CPU)`,
+    );
+
+    const ratio = eos.events_per_s / kcat.records_per_s;
+    const result = {
+      bench: 'enricher',
+      records: records.length,
+      events: expectedEvents,
+      hosts: HOSTS,
+      partitions: PARTITIONS,
+      eos,
+      alo,
+      kcat,
+      targets: {
+        eos_events_per_s_per_core: { value: Math.round(eos.events_per_s_per_core), target: 50_000, met: eos.events_per_s_per_core >= 50_000 },
+        ratio_to_kcat: { value: Number(ratio.toFixed(3)), target: 0.3, met: ratio >= 0.3 },
+      },
+    };
+    process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  } finally {
+    await admin.deleteTopics({ topics: [raw, kcatOut] }).catch(() => {});
+    await admin.disconnect();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,402 @@
+// The enrichment, pure and synchronous: raw records in (with a position, e.g.
+// a Kafka offset), NetworkEvents out through a sink, in each host's order.
+//
+// Ordering. A socket record whose process is not in the table yet waits up to
+// `processWaitMs` for the exec/snapshot record (the sensor's /proc scan races
+// with kernel events). While it waits, the later records of the SAME host
+// queue behind it (they are enriched on arrival, against the table as it was
+// at their place in the stream, then held), so each host's output keeps its
+// input order; other hosts flow freely. Process records are applied to the
+// table at once, whatever is queued, and resolve the waiting records of their
+// process. Deadlines are in arrival order, so a host is held back at most
+// processWaitMs. After a timeout the record goes out with what is known
+// (filename from comm, empty path/args/secureexec) and a placeholder entry
+// remembers the process, so its next records do not wait again.
+//
+// Positions. The caller learns, per host, the position up to which every
+// record of the host has been handled (`takeDone`), and the oldest position
+// still held (`oldestHeld`): a consumer commits up to the latter and, after a
+// restart, skips records at or below a host's done position (exactly once
+// across restarts while records are held).
+import {
+  type NetmonConfig,
+  NetmonError,
+  type NetworkEvent,
+  type ProcessExec,
+  type ProcessExit,
+  type ProcessFilter,
+  type RawPayload,
+  type RawPayloadOf,
+  type RawRecord,
+  type SensorStatus,
+  type SocketEvent,
+  unwrapPayload,
+} from '@netmon/common';
+import { ContainerIdCache } from './container';
+import { buildEvent } from './event';
+import { type FilterSubject, type ProcessPredicate, compileFilter } from './filter';
+import { type HostTable, type ProcEntry, ProcessTable, type TableOptions, startTicks } from './process-table';
+
+/** A decoded record that breaks the contract (dead-lettered by the service). */
+export class ContractError extends NetmonError {
+  readonly reason = 'contract';
+}
+
+export interface EnricherSink {
+  /** An event that passed the filter, in its host's order. */
+  event(event: NetworkEvent, hostId: string): void;
+  /** A sensor status record (not an event). */
+  status?(record: RawRecord, status: SensorStatus): void;
+}
+
+export interface EnricherOptions extends Partial<TableOptions> {
+  processWaitMs: number;
+  filter: ProcessFilter | null;
+}
+
+export function enricherOptions(config: NetmonConfig, extra: Partial<TableOptions> = {}): EnricherOptions {
+  return { processWaitMs: config.enricher.processWaitMs, filter: config.processFilter, ...extra };
+}
+
+export interface EnricherCounters {
+  records: number;
+  socket: number;
+  exec: number;
+  exit: number;
+  status: number;
+  /** Events out (passed the filter). */
+  out: number;
+  filtered: number;
+  /** Socket records that waited for their process record. */
+  waited: number;
+  /** ...and whose process record came in time. */
+  waitResolved: number;
+  /** Socket records that went out without their process (after a wait, or at once). */
+  unknown: number;
+}
+
+/** A record held in its host's queue. */
+interface Held {
+  position: number;
+  /** The event, null when filtered out or not a socket record. */
+  event: NetworkEvent | null;
+  /** Waiting for its process: the record, else null (ready). */
+  waiting: RawRecord | null;
+  socket: SocketEvent | null;
+  ticks: number;
+  deadline: number;
+}
+
+interface HostState {
+  table: HostTable;
+  hostObj: NetworkEvent['host'];
+  queue: Held[];
+  head: number;
+  waiting: number;
+  /** Every record of the host at or below this position is handled. */
+  done: number;
+  lastStatus: SensorStatus | null;
+}
+
+export class Enricher {
+  readonly table: ProcessTable;
+  readonly counters: EnricherCounters = { records: 0, socket: 0, exec: 0, exit: 0, status: 0, out: 0, filtered: 0, waited: 0, waitResolved: 0, unknown: 0 };
+  private readonly hosts = new Map<string, HostState>();
+  /** Hosts with a non-empty queue. */
+  private readonly busy = new Set<HostState>();
+  private readonly doneChanged = new Set<HostState>();
+  private readonly containers = new ContainerIdCache();
+  private keep: ProcessPredicate;
+  private readonly waitMs: number;
+  private readonly subject: FilterSubject = { uid: 0, euid: 0, auid: 0, filename: '', binary_path: '' };
+
+  constructor(
+    options: EnricherOptions,
+    private readonly sink: EnricherSink,
+  ) {
+    this.table = new ProcessTable(options);
+    this.waitMs = options.processWaitMs;
+    this.keep = compileFilter(options.filter);
+  }
+
+  /** Replaces the filter (SIGHUP); applies to records enriched from now on. */
+  setFilter(filter: ProcessFilter | null): void {
+    this.keep = compileFilter(filter);
+  }
+
+  /** Records held back (waiting, or queued behind a waiting one). */
+  get heldCount(): number {
+    let n = 0;
+    for (const h of this.busy) n += h.queue.length - h.head;
+    return n;
+  }
+
+  get hostCount(): number {
+    return this.hosts.size;
+  }
+
+  /** Latest sensor status per host. */
+  statuses(): Array<{ hostId: string; hostname: string; status: SensorStatus }> {
+    const out = [];
+    for (const [hostId, h] of this.hosts) if (h.lastStatus) out.push({ hostId, hostname: h.hostObj.hostname, status: h.lastStatus });
+    return out;
+  }
+
+  /**
+   * Checks a decoded record against what the contract says beyond the schema;
+   * throws ContractError.
+   */
+  static validate(record: RawRecord): void {
+    checkRecord(record, unwrapPayload(record.payload));
+  }
+
+  /**
+   * Feeds one record at `position` (increasing) at processing time `nowMs`.
+   * Throws ContractError, before any change, for a record that breaks the contract.
+   */
+  push(record: RawRecord, position: number, nowMs: number): void {
+    const payload = unwrap(record.payload);
+    checkRecord(record, payload);
+    this.counters.records++;
+    const h = this.hostState(record);
+    this.table.advance(h.table, record.time_us);
+    switch (payload.kind) {
+      case 'socket': {
+        this.counters.socket++;
+        const s = payload.value;
+        const ticks = startTicks(s.task.start_time_us);
+        const entry = this.table.lookup(h.table, s.task.pid, ticks);
+        if (entry === null && this.waitMs > 0) {
+          this.counters.waited++;
+          this.hold(h, { position, event: null, waiting: record, socket: s, ticks, deadline: nowMs + this.waitMs });
+          h.waiting++;
+          return;
+        }
+        if (entry === null || !entry.known) this.counters.unknown++;
+        const event = this.enrich(record, s, entry);
+        if (h.queue.length === h.head) this.emit(h, event, position);
+        else this.hold(h, { position, event, waiting: null, socket: null, ticks: 0, deadline: 0 });
+        return;
+      }
+      case 'exec': {
+        this.counters.exec++;
+        const entry = this.table.exec(h.table, payload.value);
+        if (h.waiting > 0) this.resolve(h, entry, payload.value.snapshot ? Number.NEGATIVE_INFINITY : payload.value.task.ktime_us);
+        break;
+      }
+      case 'exit': {
+        this.counters.exit++;
+        const x = payload.value;
+        // A thread's exit is not its process's.
+        if (x.tid === x.pid) this.table.exit(h.table, x.pid, startTicks(x.start_time_us), record.time_us);
+        break;
+      }
+      case 'status':
+        this.counters.status++;
+        h.lastStatus = payload.value;
+        this.sink.status?.(record, payload.value);
+        break;
+    }
+    // A record without output: handled now, but the host's done position
+    // must not pass a record still held before it.
+    if (h.queue.length === h.head) this.markDone(h, position);
+    else this.hold(h, { position, event: null, waiting: null, socket: null, ticks: 0, deadline: 0 });
+    this.drain(h);
+  }
+
+  /** Lets records whose wait has ended go out with what is known. */
+  expire(nowMs: number): void {
+    for (const h of this.busy) {
+      if (h.waiting === 0) continue;
+      for (let i = h.head; i < h.queue.length; i++) {
+        const held = h.queue[i]!;
+        if (held.waiting === null) continue;
+        if (held.deadline > nowMs) break;
+        const s = held.socket!;
+        let entry = this.table.lookup(h.table, s.task.pid, held.ticks);
+        entry ??= this.table.placeholder(h.table, s.task.pid, held.ticks, s.task.comm);
+        this.counters.unknown++;
+        this.ready(h, held, entry);
+        // Later records of the same process need not wait any longer.
+        for (let j = i + 1; j < h.queue.length; j++) {
+          const other = h.queue[j]!;
+          if (other.waiting !== null && other.socket!.task.pid === entry.pid && other.ticks === entry.ticks) {
+            this.counters.unknown++;
+            this.ready(h, other, entry);
+          }
+        }
+      }
+      this.drain(h);
+    }
+  }
+
+  /** The earliest deadline of a waiting record, or undefined. */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const h of this.busy) {
+      if (h.waiting === 0) continue;
+      for (let i = h.head; i < h.queue.length; i++) {
+        const held = h.queue[i]!;
+        if (held.waiting !== null) {
+          if (next === undefined || held.deadline < next) next = held.deadline;
+          break;
+        }
+      }
+    }
+    return next;
+  }
+
+  /** The smallest position still held, or undefined when nothing is held. */
+  oldestHeld(): number | undefined {
+    let oldest: number | undefined;
+    for (const h of this.busy) {
+      const p = h.queue[h.head]!.position;
+      if (oldest === undefined || p < oldest) oldest = p;
+    }
+    return oldest;
+  }
+
+  /** Per host, the position up to which it is handled, changed since the last call. */
+  takeDone(): Array<[hostId: string, position: number]> {
+    const out: Array<[string, number]> = [];
+    for (const h of this.doneChanged) out.push([h.table.hostId, h.done]);
+    this.doneChanged.clear();
+    return out;
+  }
+
+  /** A host's done position (restore: records at or below it are skipped by the caller). */
+  doneOf(hostId: string): number {
+    return this.hosts.get(hostId)?.done ?? -1;
+  }
+
+  restoreDone(hostId: string, position: number): void {
+    const h = this.hostStateById(hostId, '');
+    if (position > h.done) h.done = position;
+  }
+
+  /** Drops every held record (their input will be read again), keeps the table. */
+  dropHeld(): void {
+    for (const h of this.busy) {
+      h.queue = [];
+      h.head = 0;
+      h.waiting = 0;
+    }
+    this.busy.clear();
+  }
+
+  private hostState(record: RawRecord): HostState {
+    const h = this.hostStateById(record.host_id, record.hostname);
+    if (h.hostObj.hostname !== record.hostname) h.hostObj = { hostname: record.hostname, id: record.host_id };
+    return h;
+  }
+
+  private hostStateById(hostId: string, hostname: string): HostState {
+    let h = this.hosts.get(hostId);
+    if (h === undefined) {
+      h = { table: this.table.host(hostId), hostObj: { hostname, id: hostId }, queue: [], head: 0, waiting: 0, done: -1, lastStatus: null };
+      this.hosts.set(hostId, h);
+    }
+    return h;
+  }
+
+  private enrich(record: RawRecord, s: SocketEvent, entry: ProcEntry | null): NetworkEvent | null {
+    const t = s.task;
+    const subject = this.subject;
+    subject.uid = t.uid;
+    subject.euid = t.euid;
+    subject.auid = t.auid;
+    subject.filename = entry ? entry.filename : t.comm;
+    subject.binary_path = entry ? entry.binaryPath : '';
+    if (!this.keep(subject)) {
+      this.counters.filtered++;
+      return null;
+    }
+    const hostObj = this.hosts.get(record.host_id)!.hostObj;
+    return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq);
+  }
+
+  private hold(h: HostState, held: Held): void {
+    if (h.queue.length === h.head) this.busy.add(h);
+    h.queue.push(held);
+  }
+
+  /** A process record came: the waiting records of its process resolve. */
+  private resolve(h: HostState, entry: ProcEntry, execKtimeUs: number): void {
+    for (let i = h.head; i < h.queue.length; i++) {
+      const held = h.queue[i]!;
+      const s = held.socket;
+      if (held.waiting === null || s === null || s.task.pid !== entry.pid || held.ticks !== entry.ticks) continue;
+      // An exec later (kernel time) than the socket event started another
+      // program: the socket's own program is not known.
+      if (execKtimeUs > s.task.ktime_us) {
+        this.counters.unknown++;
+        this.ready(h, held, null);
+      } else {
+        this.counters.waitResolved++;
+        this.ready(h, held, entry);
+      }
+    }
+  }
+
+  private ready(h: HostState, held: Held, entry: ProcEntry | null): void {
+    held.event = this.enrich(held.waiting!, held.socket!, entry);
+    held.waiting = null;
+    held.socket = null;
+    h.waiting--;
+  }
+
+  private drain(h: HostState): void {
+    while (h.head < h.queue.length) {
+      const held = h.queue[h.head]!;
+      if (held.waiting !== null) return;
+      h.head++;
+      this.emit(h, held.event, held.position);
+    }
+    h.queue = [];
+    h.head = 0;
+    this.busy.delete(h);
+  }
+
+  private emit(h: HostState, event: NetworkEvent | null, position: number): void {
+    if (event !== null) {
+      this.counters.out++;
+      this.sink.event(event, h.table.hostId);
+    }
+    this.markDone(h, position);
+  }
+
+  private markDone(h: HostState, position: number): void {
+    if (position > h.done) {
+      h.done = position;
+      this.doneChanged.add(h);
+    }
+  }
+}
+
+type Branches = {
+  'netmon.raw.SocketEvent'?: SocketEvent;
+  'netmon.raw.ProcessExec'?: ProcessExec;
+  'netmon.raw.ProcessExit'?: ProcessExit;
+  'netmon.raw.SensorStatus'?: SensorStatus;
+};
+
+/** unwrapPayload without its per-record array allocations (hot path). */
+function unwrap(payload: RawPayload): RawPayloadOf {
+  const p = payload as Branches;
+  if (p['netmon.raw.SocketEvent'] !== undefined) return { kind: 'socket', value: p['netmon.raw.SocketEvent'] };
+  if (p['netmon.raw.ProcessExec'] !== undefined) return { kind: 'exec', value: p['netmon.raw.ProcessExec'] };
+  if (p['netmon.raw.ProcessExit'] !== undefined) return { kind: 'exit', value: p['netmon.raw.ProcessExit'] };
+  if (p['netmon.raw.SensorStatus'] !== undefined) return { kind: 'status', value: p['netmon.raw.SensorStatus'] };
+  throw new ContractError('payload has no known branch');
+}
+
+function checkRecord(record: RawRecord, p: RawPayloadOf): void {
+  if (record.host_id.length === 0) throw new ContractError('host_id is empty');
+  if (p.kind !== 'socket') return;
+  const s = p.value;
+  const len = s.family === 'INET' ? 4 : 16;
+  if (s.saddr.length !== len || s.daddr.length !== len) {
+    throw new ContractError(`${s.family} addresses of ${s.saddr.length} and ${s.daddr.length} bytes, expected ${len}`);
+  }
+  if (s.sport < 0 || s.sport > 65535 || s.dport < 0 || s.dport > 65535) throw new ContractError(`port out of range (${s.sport}, ${s.dport})`);
+}

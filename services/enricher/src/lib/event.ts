@@ -1,0 +1,79 @@
+// The NetworkEvent of one socket record: creds from the record's own task,
+// program facts from the process table (or the task's comm when unknown).
+import { type ConnectionEventType, type NetworkEvent, type SecureExecFlag, type SocketEvent, type SocketEventKind, formatAddress } from '@netmon/common';
+
+export const EVENT_TYPE: Readonly<Record<SocketEventKind, ConnectionEventType>> = {
+  ESTABLISH: 'TcpConnectionEstablish',
+  ACCEPT: 'TcpConnectionAccept',
+  CLOSE: 'TcpConnectionClose',
+};
+
+const FLAG_ORDER: readonly SecureExecFlag[] = ['SETUID', 'SETGID', 'FILE_CAPS', 'FILELESS_EXEC'];
+
+/** secureexec flags in the spec's order, joined by " | "; "" when none. */
+export function formatSecureExec(flags: readonly SecureExecFlag[]): string {
+  if (flags.length === 0) return '';
+  if (flags.length === 1) return flags[0]!;
+  return FLAG_ORDER.filter((f) => flags.includes(f)).join(' | ');
+}
+
+/** The file name of a path: what follows the last "/". */
+export function basename(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? path : path.slice(slash + 1);
+}
+
+/** RFC 3339 UTC with milliseconds and Z, from µs since the epoch. */
+export function formatTimestamp(timeUs: number): string {
+  return new Date(Math.floor(timeUs / 1000)).toISOString();
+}
+
+/** What the process table knows of a program. */
+export interface ProgramFacts {
+  filename: string;
+  binaryPath: string;
+  args: string;
+  secureexec: string;
+}
+
+export function buildEvent(
+  socket: SocketEvent,
+  program: ProgramFacts | null,
+  containerId: string,
+  timeUs: number,
+  host: NetworkEvent['host'],
+  runId: string,
+  seq: number,
+): NetworkEvent {
+  const t = socket.task;
+  return {
+    type: 'NetworkEvent',
+    process: {
+      pid: t.pid,
+      tid: t.tid,
+      ppid: t.ppid,
+      uid: t.uid,
+      euid: t.euid,
+      auid: t.auid,
+      cap_inheritable: t.cap_inheritable,
+      cap_permitted: t.cap_permitted,
+      cap_effective: t.cap_effective,
+      secureexec: program ? program.secureexec : '',
+      filename: program ? program.filename : t.comm,
+      binary_path: program ? program.binaryPath : '',
+      args: program ? program.args : '',
+      container_id: containerId,
+    },
+    network_event: {
+      type: EVENT_TYPE[socket.kind],
+      saddr: formatAddress(socket.saddr),
+      daddr: formatAddress(socket.daddr),
+      sport: socket.sport,
+      dport: socket.dport,
+      cookie: socket.cookie,
+    },
+    timestamp: formatTimestamp(timeUs),
+    host,
+    source: { run_id: runId, seq },
+  };
+}
