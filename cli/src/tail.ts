@@ -20,7 +20,6 @@ import {
 } from '@netmon/common';
 import type { IHeaders } from 'kafkajs';
 
-
 const USAGE = `Usage: netmon tail --topic raw|events|dlq|NAME [options]
 
 Decodes the records of a Netmon topic to JSON lines on stdout.

@@ -38,7 +38,10 @@ test('an outage spills to the spool and everything arrives once, in order', asyn
   for (let i = 1000; i < 1100; i++) publisher.enqueue([rec(i)]);
   await until(() => delivered.length >= 1100);
   await publisher.close(1000);
-  assert.deepEqual(delivered, Array.from({ length: 1100 }, (_, i) => i));
+  assert.deepEqual(
+    delivered,
+    Array.from({ length: 1100 }, (_, i) => i),
+  );
   assert.equal(publisher.counters.dropped, 0);
   assert.equal(publisher.counters.sent, 1100);
 });
@@ -63,7 +66,11 @@ test('past the spool bound, the drop counter equals the records missing', async 
   await publisher.close(1000);
   assert.ok(publisher.counters.dropped > 0);
   assert.equal(1000 - delivered.length, publisher.counters.dropped);
-  assert.deepEqual([...delivered].sort((a, b) => a - b), delivered, 'still in order');
+  assert.deepEqual(
+    [...delivered].sort((a, b) => a - b),
+    delivered,
+    'still in order',
+  );
 });
 
 test('closing while the broker is away keeps memory and spool in order for the next run', async () => {
@@ -84,5 +91,8 @@ test('closing while the broker is away keeps memory and spool in order for the n
   up.enqueue([rec(300)]);
   await until(() => delivered.length === 301);
   await up.close(1000);
-  assert.deepEqual(delivered, Array.from({ length: 301 }, (_, i) => i));
+  assert.deepEqual(
+    delivered,
+    Array.from({ length: 301 }, (_, i) => i),
+  );
 });

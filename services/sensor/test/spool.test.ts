@@ -21,7 +21,10 @@ test('records come out in order, across segments', () => {
   const spool = new Spool(tmp(), 1 << 20, 200);
   spool.append(Array.from({ length: 100 }, (_, i) => rec(i)));
   assert.equal(spool.records, 100);
-  assert.deepEqual(drain(spool), Array.from({ length: 100 }, (_, i) => String(rec(i))));
+  assert.deepEqual(
+    drain(spool),
+    Array.from({ length: 100 }, (_, i) => String(rec(i))),
+  );
   assert.ok(spool.isEmpty);
   assert.equal(spool.bytes, 0);
 });
@@ -31,7 +34,10 @@ test('past the bound, records are dropped and counted', () => {
   const dropped = spool.append(Array.from({ length: 25 }, (_, i) => rec(i)));
   assert.equal(dropped, 15);
   assert.equal(spool.records, 10);
-  assert.deepEqual(drain(spool), Array.from({ length: 10 }, (_, i) => String(rec(i))));
+  assert.deepEqual(
+    drain(spool),
+    Array.from({ length: 10 }, (_, i) => String(rec(i))),
+  );
 });
 
 test('a restart resumes where sending stopped: nothing lost, nothing resent', () => {
@@ -44,7 +50,10 @@ test('a restart resumes where sending stopped: nothing lost, nothing resent', ()
   const second = new Spool(dir, 1 << 20, 300);
   assert.equal(second.records, 38);
   second.append([rec(50)]);
-  assert.deepEqual(drain(second), Array.from({ length: 39 }, (_, i) => String(rec(i + 12))));
+  assert.deepEqual(
+    drain(second),
+    Array.from({ length: 39 }, (_, i) => String(rec(i + 12))),
+  );
   assert.deepEqual(readdirSync(dir), []);
 });
 

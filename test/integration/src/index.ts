@@ -1,2 +1,5 @@
 export * from './infra';
 export * from './wait';
+export * from './processes';
+export * from './topics';
+export type { LoggedConnection } from './traffic';

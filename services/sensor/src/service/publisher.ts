@@ -1,8 +1,8 @@
 // Ordered, batched, never-blocking delivery of encoded records to Kafka.
 //
 // enqueue() is synchronous and cheap: records go to a bounded memory queue,
-// or, when that is full or the spool already holds records (order!), to the
-// on-disk spool; past the spool's bound they are dropped and counted. One
+// or, when that is full, Kafka is slow or down, or the spool already holds
+// records (order!), to the on-disk spool; past the spool's bound they are dropped and counted. One
 // pump sends one batch at a time (the producer is idempotent, so one
 // in-flight batch keeps order): memory first (older), then the spool. A failed
 // send is retried with backoff, never dropped.
@@ -16,6 +16,8 @@ export interface PublisherOptions {
   maxBatchBytes: number;
   lingerMs: number;
   maxMemoryRecords: number;
+  /** A send slower than this marks Kafka slow: new records go to the spool (default 1000). */
+  slowSendMs?: number;
   onError?(err: unknown, attempt: number): void;
   onSent?(records: number, latencyMs: number): void;
 }
@@ -56,7 +58,9 @@ export class Publisher {
   enqueue(values: readonly Buffer[]): void {
     const { spool } = this.opts;
     let i = 0;
-    if (spool.isEmpty) {
+    // While Kafka is slow or down, records go straight to disk: they survive a
+    // crash there, and memory stays small.
+    if (spool.isEmpty && this.healthy) {
       const room = Math.max(0, this.opts.maxMemoryRecords - this.queued);
       i = Math.min(room, values.length);
       for (let k = 0; k < i; k++) this.memory.push(values[k]!);
@@ -134,13 +138,18 @@ export class Publisher {
   private async sendWithRetry(batch: Buffer[]): Promise<boolean> {
     for (let attempt = 1; !this.abandoned; attempt++) {
       const started = performance.now();
+      const slow = setTimeout(() => {
+        this.healthy = false;
+      }, this.opts.slowSendMs ?? 1000);
       try {
         await this.opts.send(batch);
+        clearTimeout(slow);
         this.healthy = true;
         this.counters.sent += batch.length;
         this.opts.onSent?.(batch.length, performance.now() - started);
         return true;
       } catch (err) {
+        clearTimeout(slow);
         this.healthy = false;
         this.opts.onError?.(err, attempt);
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));

@@ -115,15 +115,55 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     dropped: publisher.counters.dropped,
     spoolBytes: spool.bytes,
   });
-  new Gauge({ name: 'netmon_sensor_lost_kernel', help: 'Records lost in the kernel (ring buffer full)', registers: [registry], collect() { this.set(source.lost()); } });
-  new Gauge({ name: 'netmon_sensor_spooled_total', help: 'Records written to the spool', registers: [registry], collect() { this.set(publisher.counters.spooled); } });
-  new Gauge({ name: 'netmon_sensor_dropped_total', help: 'Records dropped: spool full', registers: [registry], collect() { this.set(publisher.counters.dropped); } });
-  new Gauge({ name: 'netmon_sensor_spool_bytes', help: 'Bytes in the spool', registers: [registry], collect() { this.set(spool.bytes); } });
-  new Gauge({ name: 'netmon_sensor_queue_records', help: 'Records waiting in memory', registers: [registry], collect() { this.set(publisher.queued); } });
+  new Gauge({
+    name: 'netmon_sensor_lost_kernel',
+    help: 'Records lost in the kernel (ring buffer full)',
+    registers: [registry],
+    collect() {
+      this.set(source.lost());
+    },
+  });
+  new Gauge({
+    name: 'netmon_sensor_spooled_total',
+    help: 'Records written to the spool',
+    registers: [registry],
+    collect() {
+      this.set(publisher.counters.spooled);
+    },
+  });
+  new Gauge({
+    name: 'netmon_sensor_dropped_total',
+    help: 'Records dropped: spool full',
+    registers: [registry],
+    collect() {
+      this.set(publisher.counters.dropped);
+    },
+  });
+  new Gauge({
+    name: 'netmon_sensor_spool_bytes',
+    help: 'Bytes in the spool',
+    registers: [registry],
+    collect() {
+      this.set(spool.bytes);
+    },
+  });
+  new Gauge({
+    name: 'netmon_sensor_queue_records',
+    help: 'Records waiting in memory',
+    registers: [registry],
+    collect() {
+      this.set(publisher.queued);
+    },
+  });
 
   const publishStatus = () => {
     const c = counters();
-    publish([{ payload: { kind: 'status', value: { seen: c.seen, lost_kernel: c.lostKernel, spooled: c.spooled, dropped: c.dropped, spool_bytes: c.spoolBytes } }, timeUs: nowUs() }]);
+    publish([
+      {
+        payload: { kind: 'status', value: { seen: c.seen, lost_kernel: c.lostKernel, spooled: c.spooled, dropped: c.dropped, spool_bytes: c.spoolBytes } },
+        timeUs: nowUs(),
+      },
+    ]);
   };
   const statusTimer = setInterval(publishStatus, config.sensor.statusIntervalS * 1000);
   const metrics = await startMetricsServer(registry, config.sensor.metricsPort, () => undefined);

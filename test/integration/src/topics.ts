@@ -1,0 +1,63 @@
+// Fresh topics per test, and reading a topic back to the end.
+import { randomUUID } from 'node:crypto';
+import { createKafka, createLogger, loadConfig } from '@netmon/common';
+import type { Kafka } from 'kafkajs';
+
+export const testConfig = () => loadConfig(undefined);
+export const testKafka = (): Kafka => createKafka(testConfig().kafka, createLogger('integration-test', 'error'), 'it');
+
+export async function createTopic(kafka: Kafka, prefix: string, partitions = 2): Promise<string> {
+  const topic = `${prefix}.${randomUUID().slice(0, 8)}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  await admin.disconnect();
+  return topic;
+}
+
+export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics }).catch(() => {});
+  await admin.disconnect();
+}
+
+export interface TopicRecord {
+  key: string;
+  value: Buffer;
+  partition: number;
+}
+
+/**
+ * Reads the topic from the beginning (read committed) until `enough(records)`
+ * holds and then nothing new came for `quietMs`; fails after `timeoutMs`.
+ */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  enough: (records: TopicRecord[]) => boolean = (r) => r.length > 0,
+  quietMs = 2000,
+  timeoutMs = 90_000,
+): Promise<TopicRecord[]> {
+  const consumer = kafka.consumer({ groupId: `netmon-it-read-${randomUUID()}` });
+  const out: TopicRecord[] = [];
+  let last = Date.now();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message, partition }) => {
+      out.push({ key: message.key?.toString() ?? '', value: message.value ?? Buffer.alloc(0), partition });
+      last = Date.now();
+    },
+  });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (!(enough(out) && Date.now() - last >= quietMs)) {
+      if (Date.now() > deadline) throw new Error(`readTopic(${topic}): ${out.length} records after ${timeoutMs} ms, not enough`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}

@@ -1,0 +1,43 @@
+// A steady load of real TCP connections on loopback whose own log records
+// every connection it made: one JSON line per connection on stdout,
+// {"pid", "sport", "dport"} from the client's side, after the client closed.
+//   node traffic.js --count N --interval-ms M [--host 127.0.0.1|::1]
+import { createConnection, createServer } from 'node:net';
+import { parseArgs } from 'node:util';
+
+export interface LoggedConnection {
+  pid: number;
+  sport: number;
+  dport: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { count: { type: 'string' }, 'interval-ms': { type: 'string' }, host: { type: 'string' } } });
+  const count = Number(values.count ?? 100);
+  const intervalMs = Number(values['interval-ms'] ?? 10);
+  const host = values.host ?? '127.0.0.1';
+  const server = createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const dport = (server.address() as { port: number }).port;
+  for (let i = 0; i < count; i++) {
+    const sport = await new Promise<number>((resolve, reject) => {
+      const client = createConnection({ host, port: dport }, () => {
+        const port = client.localPort ?? 0;
+        client.on('close', () => resolve(port));
+        client.end();
+      });
+      client.on('error', reject);
+      client.resume();
+    });
+    process.stdout.write(`${JSON.stringify({ pid: process.pid, sport, dport } satisfies LoggedConnection)}\n`);
+    if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  server.close();
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`traffic: ${err}\n`);
+    process.exit(1);
+  });
+}
