@@ -18,6 +18,8 @@ export interface SensorOptions {
   snapshot?: boolean;
   /** Test and bench hook: the /proc to read. */
   procDir?: string;
+  /** Bench hook: called with each acknowledged batch's produce latency (ms). */
+  onProduced?: (ms: number) => void;
 }
 
 export interface Sensor {
@@ -75,6 +77,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     onSent: (n, ms) => {
       metric.sent.inc(n);
       metric.latency.observe(ms / 1000);
+      opts.onProduced?.(ms);
       metric.kafkaUp.set(1);
     },
     onError: (err, attempt) => {
