@@ -1,6 +1,6 @@
 // One place that turns KafkaSettings into a kafkajs client, logging via pino.
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import { type ICustomPartitioner, Kafka, type KafkaConfig, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
 import type { KafkaSettings } from './config';
 import type { Logger } from './logger';
 
@@ -38,3 +38,30 @@ export function createKafka(settings: KafkaSettings, logger: Logger, clientSuffi
   }
   return new Kafka(config);
 }
+
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as Java's), remembered
+ * per key: every event's key is one of a few cached host id Buffers, and the
+ * default one hashes and filters the partition list for every message.
+ */
+export const cachingPartitioner: ICustomPartitioner = () => {
+  const fallback = Partitioners.DefaultPartitioner();
+  const byTopic = new Map<string, { partitions: number; keys: Map<unknown, number> }>();
+  return (args) => {
+    const m = args.message;
+    if (m.partition !== undefined && m.partition !== null) return m.partition;
+    if (m.key === undefined || m.key === null) return fallback(args);
+    let t = byTopic.get(args.topic);
+    if (!t || t.partitions !== args.partitionMetadata.length) {
+      t = { partitions: args.partitionMetadata.length, keys: new Map() };
+      byTopic.set(args.topic, t);
+    }
+    let p = t.keys.get(m.key);
+    if (p === undefined) {
+      p = fallback(args);
+      if (t.keys.size > 100_000) t.keys.clear();
+      t.keys.set(m.key, p);
+    }
+    return p;
+  };
+};

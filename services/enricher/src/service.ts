@@ -34,19 +34,9 @@ import {
   rawRecordCodec,
   startMetricsServer,
   type MetricsServer,
+  cachingPartitioner,
 } from '@netmon/common';
-import {
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type ICustomPartitioner,
-  type IHeaders,
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-  type TopicMessages,
-} from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, Message, Producer, TopicMessages } from 'kafkajs';
 import { enricherSettings, type EnricherSettings } from './config';
 import { ContractError, Enricher, type EnricherCounters, type TableOptions } from './lib';
 import { type EnricherMetrics, enricherMetrics } from './metrics';
@@ -100,7 +90,19 @@ interface PartitionState {
 // client's 20 ms backoff, not with the client-wide 200 ms.
 const TXN_RETRY = { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER };
 
-const ZERO: EnricherCounters = { records: 0, socket: 0, exec: 0, exit: 0, status: 0, out: 0, filtered: 0, waited: 0, waitResolved: 0, unknown: 0 };
+const ZERO: EnricherCounters = {
+  records: 0,
+  socket: 0,
+  exec: 0,
+  exit: 0,
+  status: 0,
+  out: 0,
+  filtered: 0,
+  waited: 0,
+  waitResolved: 0,
+  unknown: 0,
+  duplicates: 0,
+};
 
 class EnricherService implements EnricherHandle {
   private readonly settings: EnricherSettings;
@@ -628,33 +630,6 @@ function* chunks(topicMessages: TopicMessages[]): Generator<TopicMessages[]> {
   }
   if (chunk.length > 0) yield chunk;
 }
-
-/**
- * kafkajs's default partitioner (murmur2 of the key, as Java's), remembered
- * per key: every event's key is one of a few cached host id Buffers, and the
- * default one hashes and filters the partition list for every message.
- */
-const cachingPartitioner: ICustomPartitioner = () => {
-  const fallback = Partitioners.DefaultPartitioner();
-  const byTopic = new Map<string, { partitions: number; keys: Map<unknown, number> }>();
-  return (args) => {
-    const m = args.message;
-    if (m.partition !== undefined && m.partition !== null) return m.partition;
-    if (m.key === undefined || m.key === null) return fallback(args);
-    let t = byTopic.get(args.topic);
-    if (!t || t.partitions !== args.partitionMetadata.length) {
-      t = { partitions: args.partitionMetadata.length, keys: new Map() };
-      byTopic.set(args.topic, t);
-    }
-    let p = t.keys.get(m.key);
-    if (p === undefined) {
-      p = fallback(args);
-      if (t.keys.size > 100_000) t.keys.clear();
-      t.keys.set(m.key, p);
-    }
-    return p;
-  };
-};
 
 /** Starts an enricher; resolves once it is consuming. */
 export async function start(

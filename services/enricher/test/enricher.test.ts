@@ -243,7 +243,7 @@ test('order per host: a waiting record holds back its host only', () => {
   );
   assert.equal(e.oldestHeld(), 2);
   assert.equal(e.heldCount, 2);
-  push(status(), 0); // 5: a record without output, queued too
+  push(status({ seq: 1002 }), 0); // 5: a record without output, queued too
   assert.deepEqual(
     new Map(e.takeDone()),
     new Map([
@@ -251,7 +251,7 @@ test('order per host: a waiting record holds back its host only', () => {
       ['other-host', 4],
     ]),
   );
-  push(exec(late, '/bin/late'), 0); // 6
+  push(exec(late, '/bin/late', [], [], false, { seq: 1003 }), 0); // 6
   assert.deepEqual(
     events.map((ev) => [ev.source.seq, ev.process.binary_path]),
     [
@@ -285,6 +285,18 @@ test('filter applies to the enriched fields; filtered records count', () => {
     events.map((ev) => ev.process.pid),
     [1, 2],
   );
+});
+
+test('a record a sensor sent twice (same run and sequence number) goes out once', () => {
+  const { events, push, e } = harness();
+  const t = task(4242, 1_000_000);
+  push(exec(t, '/usr/bin/curl'));
+  const first = socket(t, 'ESTABLISH');
+  push(first);
+  push(first);
+  push({ ...first, run_id: 'a-new-run', seq: 0 });
+  assert.equal(events.length, 2, 'the duplicate is dropped, a new run starts afresh');
+  assert.equal(e.counters.duplicates, 1);
 });
 
 test('sensor status records are not events', () => {

@@ -73,6 +73,8 @@ export interface EnricherCounters {
   waitResolved: number;
   /** Socket records that went out without their process (after a wait, or at once). */
   unknown: number;
+  /** Records a sensor sent twice (same run, sequence number not above the last). */
+  duplicates: number;
 }
 
 /** A record held in its host's queue. */
@@ -96,11 +98,26 @@ interface HostState {
   /** Every record of the host at or below this position is handled. */
   done: number;
   lastStatus: SensorStatus | null;
+  /** The sensor run seen last and its highest sequence number. */
+  runId: string;
+  lastSeq: number;
 }
 
 export class Enricher {
   readonly table: ProcessTable;
-  readonly counters: EnricherCounters = { records: 0, socket: 0, exec: 0, exit: 0, status: 0, out: 0, filtered: 0, waited: 0, waitResolved: 0, unknown: 0 };
+  readonly counters: EnricherCounters = {
+    records: 0,
+    socket: 0,
+    exec: 0,
+    exit: 0,
+    status: 0,
+    out: 0,
+    filtered: 0,
+    waited: 0,
+    waitResolved: 0,
+    unknown: 0,
+    duplicates: 0,
+  };
   private readonly hosts = new Map<string, HostState>();
   /** Hosts with a non-empty queue. */
   private readonly busy = new Set<HostState>();
@@ -159,6 +176,15 @@ export class Enricher {
     checkRecord(record, payload);
     this.counters.records++;
     const h = this.hostState(record);
+    if (record.run_id === h.runId && record.seq <= h.lastSeq) {
+      // A sensor resends a batch whose acknowledgement it never got.
+      this.counters.duplicates++;
+      if (h.queue.length === h.head) this.markDone(h, position);
+      else this.hold(h, { position, event: null, waiting: null, socket: null, ticks: 0, deadline: 0 });
+      return;
+    }
+    h.runId = record.run_id;
+    h.lastSeq = record.seq;
     this.table.advance(h.table, record.time_us);
     switch (payload.kind) {
       case 'socket': {
@@ -293,7 +319,17 @@ export class Enricher {
   private hostStateById(hostId: string, hostname: string): HostState {
     let h = this.hosts.get(hostId);
     if (h === undefined) {
-      h = { table: this.table.host(hostId), hostObj: { hostname, id: hostId }, queue: [], head: 0, waiting: 0, done: -1, lastStatus: null };
+      h = {
+        table: this.table.host(hostId),
+        hostObj: { hostname, id: hostId },
+        queue: [],
+        head: 0,
+        waiting: 0,
+        done: -1,
+        lastStatus: null,
+        runId: '',
+        lastSeq: -1,
+      };
       this.hosts.set(hostId, h);
     }
     return h;
