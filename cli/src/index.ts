@@ -1,3 +1,3 @@
 export { main, usage } from './main';
-export { recordToJson } from './tail';
+export { messageToJsonLines } from './tail';
 export * from './stack';

@@ -45,10 +45,10 @@ function headerText(headers: IHeaders | undefined, name: string): string {
   return value === undefined ? '' : String(Array.isArray(value) ? value[0] : value);
 }
 
-/** Turns one record's value into its JSON line. */
-export function recordToJson(kind: 'dlq' | 'other', value: Buffer, headers?: IHeaders): string {
+/** Turns one message's value into its JSON lines (a raw message packs several records). */
+export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers?: IHeaders): string[] {
   if (kind === 'dlq') {
-    return JSON.stringify({
+    const line = JSON.stringify({
       reason: headerText(headers, DLQ_HEADERS.reason),
       detail: headerText(headers, DLQ_HEADERS.detail),
       source: {
@@ -58,14 +58,17 @@ export function recordToJson(kind: 'dlq' | 'other', value: Buffer, headers?: IHe
       },
       value_base64: value.toString('base64'),
     });
+    return [line];
   }
   // Any other topic: the record's fingerprint says which contract wrote it.
   try {
-    return JSON.stringify(networkEventCodec().decode(value));
+    return [JSON.stringify(networkEventCodec().decode(value))];
   } catch (err) {
     if (!(err instanceof DecodeError && err.reason === 'unknown-fingerprint')) throw err;
   }
-  return JSON.stringify(rawRecordCodec().decode(value), rawReplacer);
+  return rawRecordCodec()
+    .decodeAll(value)
+    .map((record) => JSON.stringify(record, rawReplacer));
 }
 
 export async function runTailCommand(argv: string[]): Promise<number> {
@@ -105,18 +108,19 @@ export async function runTailCommand(argv: string[]): Promise<number> {
       for (const message of batch.messages) {
         if (!isRunning() || printed >= max) break;
         lastRecordAt = Date.now();
-        let line: string;
+        let lines: string[];
         try {
-          line = recordToJson(kind, message.value ?? Buffer.alloc(0), message.headers);
+          lines = messageToJsonLines(kind, message.value ?? Buffer.alloc(0), message.headers);
         } catch (err) {
           if (!(err instanceof DecodeError)) throw err;
           logger.warn({ topic, partition: batch.partition, offset: message.offset, reason: err.reason }, err.message);
           resolveOffset(message.offset);
           continue;
         }
-        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+        if (!process.stdout.write(`${lines.join('\n')}\n`)) await once(process.stdout, 'drain');
         resolveOffset(message.offset);
-        if (++printed >= max) finish(0);
+        printed += lines.length;
+        if (printed >= max) finish(0);
       }
     },
   });

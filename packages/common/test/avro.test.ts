@@ -70,6 +70,18 @@ describe('single-object encoding', () => {
     assert.ok(Buffer.isBuffer(socket.saddr));
   });
 
+  test('records packed back to back decode one by one; a bad one is named by its index', () => {
+    const codec = rawRecordCodec();
+    const packed = Buffer.concat([1, 2, 3].map((seq) => codec.encode(sampleRaw(seq))));
+    assert.deepEqual(
+      codec.decodeAll(packed).map((r) => r.seq),
+      [1, 2, 3],
+    );
+    const cut = packed.subarray(0, packed.length - 4);
+    assert.throws(() => codec.decodeAll(cut), (err: unknown) => err instanceof DecodeError && /record 2 at byte/.test(err.message));
+    assert.throws(() => codec.decodeAll(Buffer.alloc(0)), (err: unknown) => err instanceof DecodeError && err.reason === 'too-short');
+  });
+
   test('a deliberately invalid fixture is refused when encoding', () => {
     const bad = readJson<NetworkEvent>('fixtures/network-event.invalid.json');
     assert.throws(() => networkEventCodec().encode(bad));

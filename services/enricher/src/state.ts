@@ -2,7 +2,7 @@
 // raw partition, written in the same transaction as the events and the
 // consumer offsets, so it always agrees with the committed offsets.
 //   key "t\0<host>\0<pid>\0<ticks>"  value JSON EntryState, null when the entry left
-//   key "d\0<host>"                  value the host's done offset (decimal)
+//   key "d\0<host>"                  value the host's done position (raw offset × 2^16 + record index, decimal)
 // A newly assigned partition is restored by reading its changelog partition
 // from the start to its end (after fencing the previous owner, so no
 // transaction of it is still open there).
@@ -16,15 +16,15 @@ export class StateError extends NetmonError {}
 
 export interface StateSink {
   entry(hostId: string, pid: number, ticks: number, state: EntryState | null): void;
-  done(hostId: string, offset: number): void;
+  done(hostId: string, position: number): void;
 }
 
 export function changeMessage(c: TableChange, partition: number): Message {
   return { key: `t\u0000${c.hostId}\u0000${c.pid}\u0000${c.ticks}`, value: c.state === null ? null : JSON.stringify(c.state), partition };
 }
 
-export function doneMessage(hostId: string, offset: number, partition: number): Message {
-  return { key: `d\u0000${hostId}`, value: String(offset), partition };
+export function doneMessage(hostId: string, position: number, partition: number): Message {
+  return { key: `d\u0000${hostId}`, value: String(position), partition };
 }
 
 /** Applies one changelog record to a sink; false when it is not ours. */

@@ -61,29 +61,59 @@ export class SingleObjectCodec<T> {
 
   /** Decodes one record; every failure is a DecodeError naming the reason. */
   decode(bytes: Uint8Array): T {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (buf.length < HEADER_BYTES) throw new DecodeError('too-short', `${buf.length} bytes, the header alone is ${HEADER_BYTES}`);
-    if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) {
-      throw new DecodeError('bad-magic', `starts with ${buf.subarray(0, 2).toString('hex')}, expected c301`);
+    const buf = asBuffer(bytes);
+    const { value, end } = this.decodeAt(buf, 0);
+    if (end !== buf.length) throw new DecodeError('trailing-bytes', `${buf.length - end} bytes after the record`);
+    return value;
+  }
+
+  /**
+   * Decodes records written back to back (a packed Kafka message of the raw
+   * topic). Each is a complete single-object encoding, so a reader needs
+   * nothing more to split them.
+   */
+  decodeAll(bytes: Uint8Array): T[] {
+    const buf = asBuffer(bytes);
+    const out: T[] = [];
+    for (let pos = 0; pos < buf.length; ) {
+      try {
+        const { value, end } = this.decodeAt(buf, pos);
+        out.push(value);
+        pos = end;
+      } catch (err) {
+        if (err instanceof DecodeError && out.length > 0) {
+          throw new DecodeError(err.reason, `record ${out.length} at byte ${pos}: ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
     }
-    const reader = this.readers.get(buf.readBigUInt64LE(2));
+    if (out.length === 0) throw new DecodeError('too-short', 'no record');
+    return out;
+  }
+
+  private decodeAt(buf: Buffer, pos: number): { value: T; end: number } {
+    if (buf.length - pos < HEADER_BYTES) throw new DecodeError('too-short', `${buf.length - pos} bytes, the header alone is ${HEADER_BYTES}`);
+    if (buf[pos] !== MAGIC_0 || buf[pos + 1] !== MAGIC_1) {
+      throw new DecodeError('bad-magic', `starts with ${buf.subarray(pos, pos + 2).toString('hex')}, expected c301`);
+    }
+    const reader = this.readers.get(buf.readBigUInt64LE(pos + 2));
     if (!reader) {
-      throw new DecodeError(
-        'unknown-fingerprint',
-        `writer schema ${buf.subarray(2, HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`,
-      );
+      throw new DecodeError('unknown-fingerprint', `writer schema ${buf.subarray(pos + 2, pos + HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`);
     }
     let result: { value: unknown; offset: number };
     try {
-      result = reader === this.type ? this.type.decode(buf, HEADER_BYTES) : this.type.decode(buf, HEADER_BYTES, reader as Resolver);
+      result = reader === this.type ? this.type.decode(buf, pos + HEADER_BYTES) : this.type.decode(buf, pos + HEADER_BYTES, reader as Resolver);
     } catch (err) {
       throw new DecodeError('corrupt-body', (err as Error).message, { cause: err });
     }
     if (result.offset < 0) throw new DecodeError('corrupt-body', 'body ends before the record does');
-    if (result.offset !== buf.length) throw new DecodeError('trailing-bytes', `${buf.length - result.offset} bytes after the record`);
     // avsc reads an out-of-range enum or union index as undefined instead of
     // failing: check the value so that garbage never reaches a consumer.
     if (!this.type.isValid(result.value)) throw new DecodeError('corrupt-body', 'decoded value does not match the schema');
-    return result.value as T;
+    return { value: result.value as T, end: result.offset };
   }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
