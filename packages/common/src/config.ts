@@ -11,9 +11,13 @@ export type AttachMode = 'auto' | 'fentry' | 'kprobe' | 'tracepoint';
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+export type Compression = 'gzip' | 'lz4' | 'none';
+
 export interface KafkaSettings {
   brokers: string[];
   clientId: string;
+  /** Codec of what the services produce. */
+  compression: Compression;
   /** false, or TLS options (file paths are read at connect time). */
   ssl: false | { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized: boolean };
   sasl?: { mechanism: SaslMechanism; username: string; password: string };
@@ -262,6 +266,7 @@ function topicName(section: Section, name: string, fallback: string): string {
 function readKafka(section: Section, env: NodeJS.ProcessEnv): KafkaSettings {
   let brokers = section.list('brokers', (v): v is string => typeof v === 'string' && HOST_PORT.re.test(v), 'host:port strings');
   const clientId = section.string('client_id', 'netmon');
+  const compression = section.oneOf<Compression>('compression', ['lz4', 'gzip', 'none'], 'lz4');
   let ssl: KafkaSettings['ssl'] = false;
   const tls = section.section('ssl');
   const tlsOptions = {
@@ -308,7 +313,7 @@ function readKafka(section: Section, env: NodeJS.ProcessEnv): KafkaSettings {
     }
     sasl = { mechanism, username: env.NETMON_KAFKA_SASL_USERNAME, password: env.NETMON_KAFKA_SASL_PASSWORD ?? sasl?.password ?? '' };
   }
-  return { brokers: brokers.length > 0 ? brokers : [...DEFAULT_BROKERS], clientId, ssl, sasl };
+  return { brokers: brokers.length > 0 ? brokers : [...DEFAULT_BROKERS], clientId, compression, ssl, sasl };
 }
 
 function readS3(section: Section, env: NodeJS.ProcessEnv): S3Settings {

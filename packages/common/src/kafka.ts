@@ -1,6 +1,8 @@
 // One place that turns KafkaSettings into a kafkajs client, logging via pino.
 import { readFileSync } from 'node:fs';
-import { type ICustomPartitioner, Kafka, type KafkaConfig, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
+import { CompressionCodecs, CompressionTypes, type ICustomPartitioner, Kafka, type KafkaConfig, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
+import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
+import type { Compression } from './config';
 import type { KafkaSettings } from './config';
 import type { Logger } from './logger';
 
@@ -10,6 +12,20 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.INFO]: 'info',
   [logLevel.DEBUG]: 'debug',
 };
+
+// kafkajs ships gzip only; LZ4 (the standard frame format Kafka uses) comes
+// from lz4-napi's prebuilt binding.
+CompressionCodecs[CompressionTypes.LZ4] = () => ({
+  compress: async (encoder: { buffer: Buffer }) => compressFrameSync(encoder.buffer),
+  decompress: async (buffer: Buffer) => decompressFrameSync(buffer),
+});
+
+const CODECS: Record<Compression, CompressionTypes> = { gzip: CompressionTypes.GZIP, lz4: CompressionTypes.LZ4, none: CompressionTypes.None };
+
+/** The kafkajs codec of a configured compression. */
+export function compressionType(compression: Compression): CompressionTypes {
+  return CODECS[compression];
+}
 
 export function createKafka(settings: KafkaSettings, logger: Logger, clientSuffix = ''): Kafka {
   const config: KafkaConfig = {

@@ -78,8 +78,14 @@ describe('single-object encoding', () => {
       [1, 2, 3],
     );
     const cut = packed.subarray(0, packed.length - 4);
-    assert.throws(() => codec.decodeAll(cut), (err: unknown) => err instanceof DecodeError && /record 2 at byte/.test(err.message));
-    assert.throws(() => codec.decodeAll(Buffer.alloc(0)), (err: unknown) => err instanceof DecodeError && err.reason === 'too-short');
+    assert.throws(
+      () => codec.decodeAll(cut),
+      (err: unknown) => err instanceof DecodeError && /record 2 at byte/.test(err.message),
+    );
+    assert.throws(
+      () => codec.decodeAll(Buffer.alloc(0)),
+      (err: unknown) => err instanceof DecodeError && err.reason === 'too-short',
+    );
   });
 
   test('a deliberately invalid fixture is refused when encoding', () => {

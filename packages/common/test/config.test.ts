@@ -94,6 +94,7 @@ process_filter:
 describe('config errors name the file, the key, what was expected and found', () => {
   const cases: [string, string, RegExp][] = [
     ['kafka: { brokers: [nohostport] }', 'kafka.brokers[0]', /expected host:port strings, found string "nohostport"/],
+    ['kafka: { compression: snappy }', 'kafka.compression', /one of lz4, gzip, none, found string "snappy"/],
     ['kafka: { brokers: 9092 }', 'kafka.brokers', /expected a list of host:port strings, found number 9092/],
     ['kafka: { sasl: { mechanism: gssapi, username: u } }', 'kafka.sasl.mechanism', /one of plain, scram-sha-256, scram-sha-512/],
     ['kafka: { sasl: { mechanism: plain } }', 'kafka.sasl.username', /a user name/],

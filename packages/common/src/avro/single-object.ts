@@ -98,7 +98,10 @@ export class SingleObjectCodec<T> {
     }
     const reader = this.readers.get(buf.readBigUInt64LE(pos + 2));
     if (!reader) {
-      throw new DecodeError('unknown-fingerprint', `writer schema ${buf.subarray(pos + 2, pos + HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`);
+      throw new DecodeError(
+        'unknown-fingerprint',
+        `writer schema ${buf.subarray(pos + 2, pos + HEADER_BYTES).toString('hex')} is not a known version of ${this.type.name}`,
+      );
     }
     let result: { value: unknown; offset: number };
     try {

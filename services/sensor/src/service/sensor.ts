@@ -7,12 +7,13 @@ import {
   type NetmonConfig,
   type RawPayloadOf,
   cachingPartitioner,
+  compressionType,
   createKafka,
   createRegistry,
   describeError,
   startMetricsServer,
 } from '@netmon/common';
-import { CompressionTypes, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { hostIdentity } from './identity';
 import { Publisher } from './publisher';
@@ -99,7 +100,8 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     maxBatchRecords: 20_000,
     maxBatchBytes: 768 * 1024,
     lingerMs: 20,
-    maxMemoryRecords: 100_000,
+    // ~10 MB of encoded records; a longer backlog waits on disk.
+    maxMemoryRecords: 30_000,
     send: async (values) => {
       if (!connected) {
         await producer.connect();
@@ -110,7 +112,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
       await producer.send({
         topic: config.topics.raw,
         acks: -1,
-        compression: CompressionTypes.GZIP,
+        compression: compressionType(config.kafka.compression),
         messages: packRecords(values).map((value) => ({ key: host.id, value })),
       });
     },
