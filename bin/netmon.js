@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The one command-line entry of Netmon; the code lives in cli/.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // we know Node 20's SDK support ends
-require('../cli/dist/src/main.js').main(process.argv.slice(2)).then(
-  (code) => {
-    // Services have stopped cleanly by now; a client library's stray timer
-    // must not keep the process alive.
-    process.exit(code);
-  },
-  (err) => {
-    process.stderr.write(`netmon: ${err && err.stack ? err.stack : err}\n`);
-    process.exitCode = 1;
-  },
-);
+require('../cli/dist/src/main.js')
+  .main(process.argv.slice(2))
+  .then(
+    (code) => {
+      // Services have stopped cleanly by now; a client library's stray timer
+      // must not keep the process alive.
+      process.exit(code);
+    },
+    (err) => {
+      process.stderr.write(`netmon: ${err?.stack ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );

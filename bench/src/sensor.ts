@@ -69,7 +69,10 @@ function syntheticSource(sent: () => number, ahead = 20_000): { start: StartSour
       setImmediate(tick);
     };
     setImmediate(tick);
-    return { mode: 'synthetic', reason: 'benchmark', lost: () => 0, stop: async () => void (stopped = true) };
+    const stop = async () => {
+      stopped = true;
+    };
+    return { mode: 'synthetic', reason: 'benchmark', lost: () => 0, stop };
   };
   return { start, done };
 }

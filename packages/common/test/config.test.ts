@@ -52,7 +52,7 @@ process_filter:
     );
     assert.deepEqual(cfg.kafka.brokers, ['k1:9092', 'k2:9093']);
     assert.deepEqual(cfg.kafka.sasl, { mechanism: 'scram-sha-512', username: 'u', password: 'p' });
-    assert.equal(cfg.kafka.ssl && cfg.kafka.ssl.caFile, '/ca.pem');
+    assert.equal(cfg.kafka.ssl ? cfg.kafka.ssl.caFile : undefined, '/ca.pem');
     assert.equal(cfg.s3.endpoint, '');
     assert.equal(cfg.s3.credentials, undefined, 'AWS: the default credential chain');
     assert.equal(cfg.s3.sse, 'aws:kms');
