@@ -69,7 +69,12 @@ async function main(): Promise<void> {
   const configFile = path.join(dir, 'netmon.yaml');
   writeFileSync(
     configFile,
-    [`topics: { events: ${topic}, dlq: ${topic}.dlq }`, `s3: { prefix: ${prefix} }`, `archiver: { group_id: ${groupId}, idle_flush_s: 1, metrics_port: 0 }`, ''].join('\n'),
+    [
+      `topics: { events: ${topic}, dlq: ${topic}.dlq }`,
+      `s3: { prefix: ${prefix} }`,
+      `archiver: { group_id: ${groupId}, idle_flush_s: 1, metrics_port: 0 }`,
+      '',
+    ].join('\n'),
   );
   const config = loadConfig(configFile);
   const kafka = createKafka(config.kafka, log, 'bench');
@@ -105,7 +110,9 @@ async function main(): Promise<void> {
       await producer.send({ topic, acks: 1, messages });
     }
     await producer.disconnect();
-    say(`  produced in ${((Date.now() - fillStart) / 1000).toFixed(1)} s; Avro ${(avroBytes / EVENTS).toFixed(0)} B/event, JSON ${(jsonBytes / Math.min(EVENTS, 1000)).toFixed(0)} B/event`);
+    say(
+      `  produced in ${((Date.now() - fillStart) / 1000).toFixed(1)} s; Avro ${(avroBytes / EVENTS).toFixed(0)} B/event, JSON ${(jsonBytes / Math.min(EVENTS, 1000)).toFixed(0)} B/event`,
+    );
 
     // 2. kcat: consume everything, print nothing but the payloads to /dev/null.
     const kcatStart = process.hrtime.bigint();
@@ -143,7 +150,9 @@ async function main(): Promise<void> {
     const rate = EVENTS / wallS;
     const perCore = EVENTS / cpuS;
     const ratio = rate / kcatRate;
-    say(`  archiver (Kafka → S3):     ${Math.round(rate).toLocaleString('en')} events/s wall (${wallS.toFixed(2)} s), ${cpuS.toFixed(2)} CPU s (${(cpuS / wallS).toFixed(2)} cores)`);
+    say(
+      `  archiver (Kafka → S3):     ${Math.round(rate).toLocaleString('en')} events/s wall (${wallS.toFixed(2)} s), ${cpuS.toFixed(2)} CPU s (${(cpuS / wallS).toFixed(2)} cores)`,
+    );
     say(`  archiver per core:         ${Math.round(perCore).toLocaleString('en')} events/s per CPU second`);
     say(`  ratio to kcat:             ${ratio.toFixed(2)}`);
     say(
@@ -171,6 +180,7 @@ async function main(): Promise<void> {
     await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
     await admin.deleteGroups([groupId]).catch(() => undefined);
     await admin.disconnect();
+    await store.deletePrefix(`${prefix}/`).catch(() => undefined);
     store.client.destroy();
   }
 }

@@ -25,6 +25,14 @@ const COMMANDS: Record<string, Command> = {
     summary: 'consumer group turning raw records into NetworkEvents (topic events)',
     run: async (argv) => (await import('@netmon/enricher')).runEnricherCommand(argv),
   },
+  archiver: {
+    summary: 'consumer group writing the events to S3 as gzip NDJSON for Athena',
+    run: async (argv) => (await import('@netmon/archiver')).runArchiverCommand(argv),
+  },
+  query: {
+    summary: 'SQL over the archive (DuckDB), view network_events as in Athena',
+    run: async (argv) => (await import('@netmon/archiver')).runQueryCommand(argv),
+  },
   tail: {
     summary: 'decode a Netmon topic (raw | events | dlq) to JSON lines',
     run: async (argv) => (await import('./tail.js')).runTailCommand(argv),
@@ -33,8 +41,6 @@ const COMMANDS: Record<string, Command> = {
 
 // Commands of the pipeline still being built; listed so `--help` tells the truth.
 const PLANNED: Record<string, string> = {
-  archiver: 'consumer group writing the events to S3 for Athena (issue 6)',
-  query: 'SQL over the archive with DuckDB (issue 6)',
   run: 'the whole pipeline on this host (issue 7)',
 };
 

@@ -1,0 +1,188 @@
+// The two commands this package gives the CLI:
+//   netmon archiver --config FILE
+//   netmon query "SQL" [--json] [--config FILE] [--source s3|DIR] [--file F.sql]
+// Each parses its own flags and returns the process exit code: 0 ok, 1 failure,
+// 2 usage. A ConfigError is thrown for the caller to print (exit 78).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, type Logger, type NetmonConfig, createLogger, createS3Client, describeError, loadConfig } from '@netmon/common';
+import { Archiver } from './archiver';
+import { ArchiveQuery, cacheRoot, formatTable, syncArchive } from './query';
+import { ArchiveStore } from './store';
+
+export const ARCHIVER_HELP = `Usage: netmon archiver [--config FILE]
+
+Consumes the events topic (consumer group archiver.group_id, read committed) and
+writes every NetworkEvent to S3 exactly once, as gzip NDJSON objects under
+  <s3.prefix>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.json.gz
+Flushes on archiver.flush_records, flush_bytes, flush_span_s (event time) and
+idle_flush_s. Metrics and /healthz on archiver.metrics_port. SIGTERM: uploads
+what it holds, commits, leaves the group.
+
+Options:
+  --config FILE   netmon.yaml (default: $NETMON_CONFIG, else the local stack)
+  --help          this text
+`;
+
+export const QUERY_HELP = `Usage: netmon query "SQL" [options]
+
+Runs SQL with DuckDB over the archive: the view network_events has the Athena
+table's columns (type, process, network_event, timestamp, host, source, dt, hour).
+
+Options:
+  --json           one JSON object per row (field order and JSON types kept)
+  --source s3|DIR  s3 (default): mirror the bucket's objects into the cache
+                   ($NETMON_CACHE_DIR, else ~/.cache/netmon) first; DIR: a local
+                   folder laid out like the prefix (dt=.../hour=.../*.json.gz)
+  --file FILE      read the SQL from FILE (e.g. infra/athena/queries/*.sql)
+  --config FILE    netmon.yaml for the S3 settings (default: $NETMON_CONFIG, else the local stack)
+  --help           this text
+`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  flags: Map<string, string | true>;
+  positional: string[];
+}
+
+function parseArgs(argv: string[], valued: string[], booleans: string[]): Parsed {
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+      if (booleans.includes(name)) {
+        flags.set(name, true);
+      } else if (valued.includes(name)) {
+        const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
+        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+        flags.set(name, value);
+      } else {
+        throw new UsageError(`unknown option ${a}`);
+      }
+    } else {
+      positional.push(a);
+    }
+  }
+  return { flags, positional };
+}
+
+export interface ArchiverHandle {
+  archiver: Archiver;
+  metricsPort: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts the archiver; resolves once it consumes. */
+export async function start(config: NetmonConfig, logger: Logger = createLogger('archiver', config.log.level)): Promise<ArchiverHandle> {
+  const archiver = new Archiver(config, { logger });
+  try {
+    await archiver.start();
+  } catch (err) {
+    await archiver.stop().catch(() => undefined);
+    throw err;
+  }
+  return { archiver, metricsPort: archiver.metricsPort, stop: () => archiver.stop() };
+}
+
+export async function runArchiverCommand(argv: string[]): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(argv, ['config'], ['help']);
+    if (parsed.positional.length > 0) throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
+  } catch (err) {
+    process.stderr.write(`netmon archiver: ${(err as Error).message}\n\n${ARCHIVER_HELP}`);
+    return 2;
+  }
+  if (parsed.flags.has('help')) {
+    process.stdout.write(ARCHIVER_HELP);
+    return 0;
+  }
+  const config = loadConfig(parsed.flags.get('config') as string | undefined);
+  const logger = createLogger('archiver', config.log.level);
+  let handle: ArchiverHandle;
+  try {
+    handle = await start(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    logger.fatal({ err: describeError(err) }, 'archiver failed to start');
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'signal received');
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await handle.stop();
+  return 0;
+}
+
+export interface CommandIo {
+  out: { write(text: string): unknown };
+  err: { write(text: string): unknown };
+}
+
+export async function runQueryCommand(argv: string[], io: CommandIo = { out: process.stdout, err: process.stderr }): Promise<number> {
+  let parsed: Parsed;
+  let sql: string;
+  try {
+    parsed = parseArgs(argv, ['config', 'source', 'file'], ['json', 'help']);
+    if (parsed.flags.has('help')) {
+      io.out.write(QUERY_HELP);
+      return 0;
+    }
+    const file = parsed.flags.get('file') as string | undefined;
+    if (file) {
+      if (parsed.positional.length > 0) throw new UsageError('give the SQL or --file, not both');
+      sql = readFileSync(file, 'utf8');
+    } else {
+      if (parsed.positional.length !== 1) throw new UsageError('expected one SQL argument (quote it)');
+      sql = parsed.positional[0]!;
+    }
+  } catch (err) {
+    io.err.write(`netmon query: ${(err as Error).message}\n\n${QUERY_HELP}`);
+    return 2;
+  }
+  const source = (parsed.flags.get('source') as string | undefined) ?? 's3';
+  let dir: string;
+  if (source === 's3') {
+    const config = loadConfig(parsed.flags.get('config') as string | undefined);
+    const store = new ArchiveStore(createS3Client(config.s3), config.s3);
+    dir = path.join(cacheRoot(), 'archive', config.s3.bucket, config.s3.prefix);
+    try {
+      const r = await syncArchive(store, config.s3.prefix, dir);
+      io.err.write(`netmon query: s3://${config.s3.bucket}/${config.s3.prefix}: ${r.objects} objects, ${r.downloaded} fetched into ${dir}\n`);
+    } catch (err) {
+      io.err.write(`netmon query: cannot read the archive from S3: ${describeError(err)}\n`);
+      return 1;
+    } finally {
+      store.client.destroy();
+    }
+  } else {
+    dir = path.resolve(source);
+  }
+  const q = await ArchiveQuery.open(dir);
+  try {
+    if (parsed.flags.has('json')) {
+      const rows = await q.jsonRows(sql);
+      if (rows.length > 0) io.out.write(`${rows.join('\n')}\n`);
+    } else {
+      const t = await q.table(sql);
+      io.out.write(formatTable(t.columns, t.rows));
+    }
+    return 0;
+  } catch (err) {
+    io.err.write(`netmon query: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    q.close();
+  }
+}

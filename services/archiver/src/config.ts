@@ -1,0 +1,53 @@
+// The archiver's settings: the shared config file's `archiver`, `s3` and
+// `topics` sections (validated by @netmon/common's loader), plus a few
+// tunables from the environment, validated here once. A bad value is a
+// ConfigError naming the variable.
+import { ConfigError, type NetmonConfig, type S3Settings } from '@netmon/common';
+import type { FlushLimits } from './policy';
+
+export interface ArchiverSettings {
+  groupId: string;
+  topic: string;
+  dlqTopic: string;
+  limits: FlushLimits;
+  metricsPort: number;
+  s3: S3Settings;
+  /** gzip level 1..9 (NETMON_ARCHIVER_GZIP_LEVEL, default 6). */
+  gzipLevel: number;
+  /** Multipart part size (NETMON_ARCHIVER_PART_MB, default 16 MiB); larger objects go up in parts. */
+  partSize: number;
+  /** Objects of one flush uploaded at once. */
+  uploadConcurrency: number;
+  /** Sealed flushes per partition waiting for S3 before the partition pauses. */
+  maxQueuedFlushes: number;
+  /** How long SIGTERM waits for in-flight flushes before leaving without them. */
+  shutdownTimeoutMs: number;
+  /** Test hook (NETMON_ARCHIVER_TEST_CRASH_AFTER_UPLOAD=N): SIGKILL itself after the N-th flush is uploaded, before its commit. */
+  crashAfterUpload: number;
+}
+
+function envInt(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('environment', key, `an integer from ${min} to ${max}`, JSON.stringify(raw));
+  return n;
+}
+
+export function archiverSettings(config: NetmonConfig, env: NodeJS.ProcessEnv = process.env): ArchiverSettings {
+  const a = config.archiver;
+  return {
+    groupId: a.groupId,
+    topic: config.topics.events,
+    dlqTopic: config.topics.dlq,
+    limits: { records: a.flushRecords, bytes: a.flushBytes, spanMs: a.flushSpanS * 1000, idleMs: a.idleFlushS * 1000 },
+    metricsPort: a.metricsPort,
+    s3: config.s3,
+    gzipLevel: envInt(env, 'NETMON_ARCHIVER_GZIP_LEVEL', 6, 1, 9),
+    partSize: envInt(env, 'NETMON_ARCHIVER_PART_MB', 16, 5, 5120) * 1024 * 1024,
+    uploadConcurrency: envInt(env, 'NETMON_ARCHIVER_UPLOAD_CONCURRENCY', 4, 1, 64),
+    maxQueuedFlushes: 2,
+    shutdownTimeoutMs: envInt(env, 'NETMON_ARCHIVER_SHUTDOWN_TIMEOUT_S', 60, 1, 3600) * 1000,
+    crashAfterUpload: envInt(env, 'NETMON_ARCHIVER_TEST_CRASH_AFTER_UPLOAD', 0, 0, 1_000_000),
+  };
+}
