@@ -42,9 +42,10 @@ async function startSensor(config: string): Promise<Child> {
   return sensor;
 }
 
-function decodeAll(records: { value: Buffer }[]): RawRecord[] {
+/** A raw message packs several records back to back. */
+function decodeAll(messages: { value: Buffer }[]): RawRecord[] {
   const codec = rawRecordCodec();
-  return records.map((r) => codec.decode(r.value));
+  return messages.flatMap((m) => codec.decodeAll(m.value));
 }
 
 const sockets = (records: RawRecord[]) =>
