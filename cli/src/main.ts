@@ -33,23 +33,20 @@ const COMMANDS: Record<string, Command> = {
     summary: 'SQL over the archive (DuckDB), view network_events as in Athena',
     run: async (argv) => (await import('@netmon/archiver')).runQueryCommand(argv),
   },
+  run: {
+    summary: 'single-host mode (events as JSON lines), or --pipeline: the whole pipeline here',
+    run: async (argv) => (await import('./run/index.js')).runRunCommand(argv),
+  },
   tail: {
     summary: 'decode a Netmon topic (raw | events | dlq) to JSON lines',
     run: async (argv) => (await import('./tail.js')).runTailCommand(argv),
   },
 };
 
-// Commands of the pipeline still being built; listed so `--help` tells the truth.
-const PLANNED: Record<string, string> = {
-  run: 'the whole pipeline on this host (issue 7)',
-};
-
 export function usage(): string {
-  const width = Math.max(...Object.keys({ ...COMMANDS, ...PLANNED }).map((c) => c.length));
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = ['Usage: netmon <command> [options]   (netmon <command> --help for its options)', '', 'Commands:'];
   for (const [name, cmd] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}  ${cmd.summary}`);
-  lines.push('', 'Not yet available:');
-  for (const [name, summary] of Object.entries(PLANNED)) lines.push(`  ${name.padEnd(width)}  ${summary}`);
   lines.push('', 'With no --config (or NETMON_CONFIG), commands use the local stack: Kafka on 127.0.0.1:9092, S3 on 127.0.0.1:9000.');
   return `${lines.join('\n')}\n`;
 }
@@ -62,8 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    const planned = PLANNED[name];
-    process.stderr.write(planned ? `netmon ${name}: not available yet: ${planned}\n` : `netmon: unknown command "${name}"\n\n${usage()}`);
+    process.stderr.write(`netmon: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   try {

@@ -4,3 +4,5 @@ export { runSensorCommand } from './service/command';
 export { batchToPayloads, kernelSource } from './service/kernel';
 export { type Sensor, type SensorOptions, startSensor } from './service/sensor';
 export type { KernelSource, StartSource, TimedPayload } from './service/source';
+export { type HostIdentity, hostIdentity } from './service/identity';
+export { snapshotProcess, snapshotProcesses } from './service/snapshot';

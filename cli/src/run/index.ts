@@ -1,0 +1,33 @@
+// `netmon run`: single-host mode (default) or the whole pipeline (--pipeline).
+import { loadConfig, numberFlag, parseFlags, stringFlag } from '@netmon/common';
+import { runEmbedded } from './embedded';
+import { runPipeline } from './pipeline';
+
+const USAGE = `Usage: netmon run [--pipeline] [--pretty] [--duration S] [--config FILE]
+
+Single-host mode (default): the kernel probes and the enrichment in one
+process; every NetworkEvent as a JSON line on stdout, process_filter applied.
+No Kafka, no S3. Needs root.
+
+  --pretty        one readable line per event instead of JSON
+  --duration S    stop after S seconds (default: until Ctrl-C)
+
+--pipeline: the whole pipeline on this host as separate processes: the local
+Kafka + S3 stack (unless brokers or S3 are configured), sensor, enricher and
+archiver, and a live view of the events topic. Ctrl-C stops everything.
+
+  --config FILE   netmon.yaml (default: $NETMON_CONFIG, else the local stack)
+`;
+
+export async function runRunCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(
+    argv,
+    { pipeline: { type: 'boolean' }, pretty: { type: 'boolean' }, duration: { type: 'string' }, config: { type: 'string' } },
+    USAGE,
+  );
+  if (!flags) return 0;
+  const file = stringFlag(flags, 'config');
+  const config = loadConfig(file);
+  if (flags.values.pipeline) return runPipeline(config, file ?? process.env.NETMON_CONFIG);
+  return runEmbedded(config, { pretty: Boolean(flags.values.pretty), durationS: numberFlag(flags, 'duration', 0) });
+}
