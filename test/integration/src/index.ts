@@ -3,3 +3,4 @@ export * from './wait';
 export * from './processes';
 export * from './topics';
 export type { LoggedConnection } from './traffic';
+export * from './pipeline';
