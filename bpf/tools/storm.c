@@ -2,7 +2,8 @@
 /*
  * Loopback connect/accept/close storm for bench/src/probes.ts: one server
  * thread (accept, close) and one client thread (socket, connect, close) on
- * 127.0.0.1, N connections, then one JSON line on stdout:
+ * 127.0.0.1, N connections (at most RATE per second when given: the
+ * end-to-end benchmark's steady load), then one JSON line on stdout:
  *   {"connections":N,"seconds":S,"rate":R,"errors":E}
  * Identical across runs; nothing but loopback is touched.
  */
@@ -52,11 +53,12 @@ int main(int argc, char **argv)
 	long errors = 0;
 	pthread_t srv;
 	int one = 1;
-	double t0, t1;
+	double t0, t1, rate;
 
 	total = argc > 1 ? atol(argv[1]) : 50000;
-	if (total <= 0) {
-		fprintf(stderr, "usage: storm [connections]\n");
+	rate = argc > 2 ? atof(argv[2]) : 0;
+	if (total <= 0 || rate < 0) {
+		fprintf(stderr, "usage: storm [connections [rate-per-second]]\n");
 		return 2;
 	}
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -73,7 +75,15 @@ int main(int argc, char **argv)
 	}
 	t0 = now();
 	for (long i = 0; i < total;) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd;
+
+		/* Paced: connection i is not made before t0 + i / rate. */
+		while (rate > 0 && now() < t0 + i / rate) {
+			struct timespec pause = { 0, 200000 };
+
+			nanosleep(&pause, NULL);
+		}
+		fd = socket(AF_INET, SOCK_STREAM, 0);
 
 		if (fd < 0) {
 			perror("socket");

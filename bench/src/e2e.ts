@@ -1,0 +1,142 @@
+// End to end under a steady kernel storm: the real sensor, enricher and
+// archiver as separate processes (as the tests run them), a paced loopback
+// storm (bpf/tools/storm.c) of CONNECTIONS at RATE connections/s (4 events
+// each), and for every event of the storm: latency from the kernel timestamp
+// to the enriched topic (read committed) and to its S3 object. Prints a table
+// per stage and ends with `RESULT {json}`. Needs root and the local stack.
+//   NETMON_BENCH_CONNECTIONS (default 30000), NETMON_BENCH_RATE (default 2500)
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec, rawRecordCodec, unwrapPayload, type SensorStatus } from '@netmon/common';
+import { archived, startPipeline, stopPipelines } from '@netmon/integration-tests';
+import { parse } from 'yaml';
+
+const CONNECTIONS = Number(process.env.NETMON_BENCH_CONNECTIONS ?? 30_000);
+const RATE = Number(process.env.NETMON_BENCH_RATE ?? 2500);
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * q))] ?? Number.NaN;
+};
+
+async function main() {
+  const pipeline = await startPipeline();
+  const conf = parse(readFileSync(pipeline.config, 'utf8')) as { topics: { raw: string; events: string } };
+  const config = loadConfig(undefined);
+  const kafka = createKafka(config.kafka, createLogger('bench', 'error'), 'bench');
+  const codec = networkEventCodec();
+
+  // Enriched stage: every storm event as it becomes visible to a read-committed consumer.
+  const enrichedLatency: number[] = [];
+  let enrichedFirst = 0;
+  let enrichedLast = 0;
+  let stormPid = -1;
+  const consumer = kafka.consumer({ groupId: `netmon-bench-e2e-${randomUUID()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: conf.topics.events, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const now = Date.now();
+      for (const m of batch.messages) {
+        const e = codec.decode(m.value!);
+        if (e.process.pid !== stormPid || e.network_event.dport === 0 && e.network_event.type === 'TcpConnectionClose') continue;
+        enrichedLatency.push(now - Date.parse(e.timestamp));
+        enrichedFirst ||= now;
+        enrichedLast = now;
+      }
+    },
+  });
+  await new Promise((r) => setTimeout(r, 3000));
+
+  const storm = spawn(path.join(ROOT, 'bpf/.output/storm'), [String(CONNECTIONS), String(RATE)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  stormPid = storm.pid ?? -1;
+  let out = '';
+  storm.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((r) => storm.on('exit', r));
+  const stormResult = JSON.parse(out) as { connections: number; seconds: number; rate: number };
+  const expected = CONNECTIONS * 4;
+  const deadline = Date.now() + 120_000;
+  while (enrichedLatency.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await consumer.disconnect();
+
+  // Archive stage: the object holding each event was written at its LastModified.
+  const s3 = createS3Client(config.s3);
+  let events: NetworkEvent[] = [];
+  while (Date.now() < deadline + 60_000) {
+    events = (await archived(pipeline)).filter((e) => e.process.pid === stormPid && !(e.network_event.type === 'TcpConnectionClose' && e.network_event.dport === 0));
+    if (events.length >= expected) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const modified = new Map<string, number>();
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.s3.bucket, Prefix: `${pipeline.prefix}/dt=` }));
+  for (const o of listed.Contents ?? []) modified.set(o.Key!, o.LastModified!.getTime());
+  const lastObject = Math.max(...modified.values());
+  // S3 keeps second precision: the object latency is bounded by its LastModified.
+  const archiveLatency = events.map((e) => lastObject - Date.parse(e.timestamp));
+
+  // Sensor stage: its last status record.
+  const rawConsumer = kafka.consumer({ groupId: `netmon-bench-e2e-raw-${randomUUID()}` });
+  let status: SensorStatus | undefined;
+  let rawEvents = 0;
+  await rawConsumer.connect();
+  await rawConsumer.subscribe({ topic: conf.topics.raw, fromBeginning: true });
+  let lastRaw = Date.now();
+  await rawConsumer.run({
+    eachMessage: async ({ message }) => {
+      lastRaw = Date.now();
+      for (const r of rawRecordCodec().decodeAll(message.value!)) {
+        const p = unwrapPayload(r.payload);
+        if (p.kind === 'status') status = p.value as SensorStatus;
+        if (p.kind === 'socket' && (p.value as { task: { pid: number } }).task.pid === stormPid) rawEvents++;
+      }
+    },
+  });
+  while (Date.now() - lastRaw < 3000) await new Promise((r) => setTimeout(r, 200));
+  await rawConsumer.disconnect();
+  await stopPipelines();
+  s3.destroy();
+
+  const enrichedSeconds = (enrichedLast - enrichedFirst) / 1000 || 1;
+  const stages = {
+    kernel_to_raw: { events: rawEvents, lost: expected - Math.min(rawEvents, expected), lost_kernel: status?.lost_kernel ?? null, dropped: status?.dropped ?? null },
+    raw_to_enriched: {
+      events: enrichedLatency.length,
+      events_per_s: enrichedLatency.length / enrichedSeconds,
+      lost: Math.max(0, rawEvents - enrichedLatency.length),
+      p50_ms: quantile(enrichedLatency, 0.5),
+      p99_ms: quantile(enrichedLatency, 0.99),
+    },
+    enriched_to_s3: { events: events.length, lost: Math.max(0, enrichedLatency.length - events.length), p50_ms: quantile(archiveLatency, 0.5), p99_ms: quantile(archiveLatency, 0.99), objects: modified.size },
+  };
+  const offered = (expected / stormResult.seconds);
+  console.log(`storm: ${stormResult.connections} connections in ${stormResult.seconds.toFixed(1)} s = ${offered.toFixed(0)} events/s offered`);
+  console.log('stage            events   events/s   lost   p50 ms   p99 ms');
+  console.log(`kernel → raw     ${String(rawEvents).padStart(6)}   ${''.padStart(8)}   ${String(stages.kernel_to_raw.lost).padStart(4)}`);
+  console.log(`raw → enriched   ${String(stages.raw_to_enriched.events).padStart(6)}   ${stages.raw_to_enriched.events_per_s.toFixed(0).padStart(8)}   ${String(stages.raw_to_enriched.lost).padStart(4)}   ${String(stages.raw_to_enriched.p50_ms).padStart(6)}   ${String(stages.raw_to_enriched.p99_ms).padStart(6)}`);
+  console.log(`enriched → S3    ${String(events.length).padStart(6)}   ${''.padStart(8)}   ${String(stages.enriched_to_s3.lost).padStart(4)}   ${String(stages.enriched_to_s3.p50_ms).padStart(6)}   ${String(stages.enriched_to_s3.p99_ms).padStart(6)}`);
+  const lostTotal = expected - events.length;
+  const result = {
+    bench: 'e2e',
+    connections: CONNECTIONS,
+    offered_events_per_s: offered,
+    stages,
+    targets: {
+      p99_kernel_to_enriched_ms: { value: stages.raw_to_enriched.p99_ms, target: 1000, met: stages.raw_to_enriched.p99_ms < 1000 },
+      offered_events_per_s: { value: Math.round(offered), target: 10000, met: offered >= 9500 },
+      lost: { value: lostTotal, target: 0, met: lostTotal === 0 },
+    },
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
