@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec, rawRecordCodec, unwrapPayload, type SensorStatus } from '@netmon/common';
+import { type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec, rawRecordCodec, unwrapPayload, type SensorStatus, type SocketEvent } from '@netmon/common';
 import { archived, startPipeline, stopPipelines } from '@netmon/integration-tests';
 import { parse } from 'yaml';
 
@@ -77,10 +77,12 @@ async function main() {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.s3.bucket, Prefix: `${pipeline.prefix}/dt=` }));
   for (const o of listed.Contents ?? []) modified.set(o.Key!, o.LastModified!.getTime());
   const lastObject = Math.max(...modified.values());
-  // S3 keeps second precision: the object latency is bounded by its LastModified.
+  // An upper bound: from each event's kernel time to the last object's LastModified
+  // (S3 keeps whole seconds, and the objects do not say which event they hold).
   const archiveLatency = events.map((e) => lastObject - Date.parse(e.timestamp));
 
-  // Sensor stage: its last status record.
+  // Sensor stage: its last status record, once it stopped (statuses keep coming until then).
+  await pipeline.children.get('sensor')!.stop('SIGTERM');
   const rawConsumer = kafka.consumer({ groupId: `netmon-bench-e2e-raw-${randomUUID()}` });
   let status: SensorStatus | undefined;
   let rawEvents = 0;
@@ -93,7 +95,10 @@ async function main() {
       for (const r of rawRecordCodec().decodeAll(message.value!)) {
         const p = unwrapPayload(r.payload);
         if (p.kind === 'status') status = p.value as SensorStatus;
-        if (p.kind === 'socket' && (p.value as { task: { pid: number } }).task.pid === stormPid) rawEvents++;
+        if (p.kind !== 'socket') continue;
+        const socket = p.value as SocketEvent;
+        // The storm's own events, less the close of its listening socket.
+        if (socket.task.pid === stormPid && !(socket.kind === 'CLOSE' && socket.dport === 0)) rawEvents++;
       }
     },
   });

@@ -128,6 +128,7 @@ export async function runTailCommand(argv: string[]): Promise<number> {
   if (idleTimer) clearInterval(idleTimer);
   process.removeListener('SIGINT', onSignal);
   process.removeListener('SIGTERM', onSignal);
-  await consumer.disconnect();
+  // A broker that went away must not keep the command from ending.
+  await Promise.race([consumer.disconnect(), new Promise((r) => setTimeout(r, 5000).unref())]);
   return code;
 }

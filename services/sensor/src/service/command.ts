@@ -8,7 +8,8 @@ const USAGE = `Usage: netmon sensor [--config FILE]
 
 Loads the kernel probes and publishes every raw record of this host to Kafka
 (topic raw), spooling to disk while Kafka is away. Needs root (CAP_BPF,
-CAP_PERFMON, CAP_NET_ADMIN). Metrics on :sensor.metrics_port/metrics.
+CAP_PERFMON, CAP_NET_ADMIN; and CAP_SYS_PTRACE to read other users' processes
+for the start-up snapshot). Metrics on :sensor.metrics_port/metrics.
 
   --config FILE   netmon.yaml (default: $NETMON_CONFIG, else the local stack)
 `;

@@ -42,8 +42,9 @@ export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | unde
     let exe = '';
     try {
       exe = readlinkSync(`${dir}/exe`);
-    } catch {
-      return undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // kernel thread or gone
+      throw err;
     }
     const [uid, euid] = (status.get('Uid') ?? '0 0').split(/\s+/).map(Number);
     const [gid, egid] = (status.get('Gid') ?? '0 0').split(/\s+/).map(Number);
@@ -87,10 +88,19 @@ export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | unde
   }
 }
 
-/** Every running user-space process. */
-export function snapshotProcesses(proc = '/proc'): ProcessExec[] {
-  return readdirSync(proc)
-    .filter((name) => /^\d+$/.test(name))
-    .map((name) => snapshotProcess(Number(name), proc))
-    .filter((p): p is ProcessExec => p !== undefined);
+/** Every running user-space process, and how many could not be read. */
+export function snapshotProcesses(proc = '/proc'): ProcessExec[] & { unreadable?: number } {
+  const out: ProcessExec[] & { unreadable?: number } = [];
+  let unreadable = 0;
+  for (const name of readdirSync(proc)) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const p = snapshotProcess(Number(name), proc);
+      if (p) out.push(p);
+    } catch {
+      unreadable++; // EACCES without CAP_SYS_PTRACE: counted and logged by the caller
+    }
+  }
+  out.unreadable = unreadable;
+  return out;
 }
