@@ -38,7 +38,7 @@ import {
 } from '@netmon/common';
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, Message, Producer, TopicMessages } from 'kafkajs';
 import { enricherSettings, type EnricherSettings } from './config';
-import { ContractError, Enricher, type EnricherCounters, type TableOptions } from './lib';
+import { ContractError, Enricher, type EnricherCounters, type TableOptions, zeroCounters } from './lib';
 import { type EnricherMetrics, enricherMetrics } from './metrics';
 import { StateReader, changeMessage, doneMessage } from './state';
 
@@ -97,19 +97,6 @@ const TXN_RETRY = { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MA
  */
 const RECORDS_PER_MESSAGE = 65536;
 
-const ZERO: EnricherCounters = {
-  records: 0,
-  socket: 0,
-  exec: 0,
-  exit: 0,
-  status: 0,
-  out: 0,
-  filtered: 0,
-  waited: 0,
-  waitResolved: 0,
-  unknown: 0,
-  duplicates: 0,
-};
 
 class EnricherService implements EnricherHandle {
   private readonly settings: EnricherSettings;
@@ -280,7 +267,7 @@ class EnricherService implements EnricherHandle {
         seeked: false,
         restored: false,
         lock: Promise.resolve(),
-        seen: { ...ZERO },
+        seen: zeroCounters(),
       };
       created.enricher = this.newEnricher(created);
       this.partitions.set(partition, created);
@@ -581,7 +568,7 @@ class EnricherService implements EnricherHandle {
   }
 
   counters(): EnricherCounters {
-    const sum = { ...ZERO };
+    const sum = zeroCounters();
     for (const st of this.partitions.values()) for (const k of Object.keys(sum) as Array<keyof EnricherCounters>) sum[k] += st.enricher.counters[k];
     return sum;
   }

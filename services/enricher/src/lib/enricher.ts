@@ -77,6 +77,10 @@ export interface EnricherCounters {
   duplicates: number;
 }
 
+export function zeroCounters(): EnricherCounters {
+  return { records: 0, socket: 0, exec: 0, exit: 0, status: 0, out: 0, filtered: 0, waited: 0, waitResolved: 0, unknown: 0, duplicates: 0 };
+}
+
 /** A record held in its host's queue. */
 interface Held {
   position: number;
@@ -105,19 +109,7 @@ interface HostState {
 
 export class Enricher {
   readonly table: ProcessTable;
-  readonly counters: EnricherCounters = {
-    records: 0,
-    socket: 0,
-    exec: 0,
-    exit: 0,
-    status: 0,
-    out: 0,
-    filtered: 0,
-    waited: 0,
-    waitResolved: 0,
-    unknown: 0,
-    duplicates: 0,
-  };
+  readonly counters: EnricherCounters = zeroCounters();
   private readonly hosts = new Map<string, HostState>();
   /** Hosts with a non-empty queue. */
   private readonly busy = new Set<HostState>();
