@@ -10,7 +10,18 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec, rawRecordCodec, unwrapPayload, type SensorStatus, type SocketEvent } from '@netmon/common';
+import {
+  type NetworkEvent,
+  createKafka,
+  createLogger,
+  createS3Client,
+  loadConfig,
+  networkEventCodec,
+  rawRecordCodec,
+  unwrapPayload,
+  type SensorStatus,
+  type SocketEvent,
+} from '@netmon/common';
 import { archived, startPipeline, stopPipelines } from '@netmon/integration-tests';
 import { parse } from 'yaml';
 
@@ -43,7 +54,7 @@ async function main() {
       const now = Date.now();
       for (const m of batch.messages) {
         const e = codec.decode(m.value!);
-        if (e.process.pid !== stormPid || e.network_event.dport === 0 && e.network_event.type === 'TcpConnectionClose') continue;
+        if (e.process.pid !== stormPid || (e.network_event.dport === 0 && e.network_event.type === 'TcpConnectionClose')) continue;
         enrichedLatency.push(now - Date.parse(e.timestamp));
         enrichedFirst ||= now;
         enrichedLast = now;
@@ -69,7 +80,9 @@ async function main() {
   const s3 = createS3Client(config.s3);
   let events: NetworkEvent[] = [];
   while (Date.now() < deadline + 60_000) {
-    events = (await archived(pipeline)).filter((e) => e.process.pid === stormPid && !(e.network_event.type === 'TcpConnectionClose' && e.network_event.dport === 0));
+    events = (await archived(pipeline)).filter(
+      (e) => e.process.pid === stormPid && !(e.network_event.type === 'TcpConnectionClose' && e.network_event.dport === 0),
+    );
     if (events.length >= expected) break;
     await new Promise((r) => setTimeout(r, 2000));
   }
@@ -109,7 +122,12 @@ async function main() {
 
   const enrichedSeconds = (enrichedLast - enrichedFirst) / 1000 || 1;
   const stages = {
-    kernel_to_raw: { events: rawEvents, lost: expected - Math.min(rawEvents, expected), lost_kernel: status?.lost_kernel ?? null, dropped: status?.dropped ?? null },
+    kernel_to_raw: {
+      events: rawEvents,
+      lost: expected - Math.min(rawEvents, expected),
+      lost_kernel: status?.lost_kernel ?? null,
+      dropped: status?.dropped ?? null,
+    },
     raw_to_enriched: {
       events: enrichedLatency.length,
       events_per_s: enrichedLatency.length / enrichedSeconds,
@@ -117,14 +135,24 @@ async function main() {
       p50_ms: quantile(enrichedLatency, 0.5),
       p99_ms: quantile(enrichedLatency, 0.99),
     },
-    enriched_to_s3: { events: events.length, lost: Math.max(0, enrichedLatency.length - events.length), p50_ms: quantile(archiveLatency, 0.5), p99_ms: quantile(archiveLatency, 0.99), objects: modified.size },
+    enriched_to_s3: {
+      events: events.length,
+      lost: Math.max(0, enrichedLatency.length - events.length),
+      p50_ms: quantile(archiveLatency, 0.5),
+      p99_ms: quantile(archiveLatency, 0.99),
+      objects: modified.size,
+    },
   };
-  const offered = (expected / stormResult.seconds);
+  const offered = expected / stormResult.seconds;
   console.log(`storm: ${stormResult.connections} connections in ${stormResult.seconds.toFixed(1)} s = ${offered.toFixed(0)} events/s offered`);
   console.log('stage            events   events/s   lost   p50 ms   p99 ms');
   console.log(`kernel → raw     ${String(rawEvents).padStart(6)}   ${''.padStart(8)}   ${String(stages.kernel_to_raw.lost).padStart(4)}`);
-  console.log(`raw → enriched   ${String(stages.raw_to_enriched.events).padStart(6)}   ${stages.raw_to_enriched.events_per_s.toFixed(0).padStart(8)}   ${String(stages.raw_to_enriched.lost).padStart(4)}   ${String(stages.raw_to_enriched.p50_ms).padStart(6)}   ${String(stages.raw_to_enriched.p99_ms).padStart(6)}`);
-  console.log(`enriched → S3    ${String(events.length).padStart(6)}   ${''.padStart(8)}   ${String(stages.enriched_to_s3.lost).padStart(4)}   ${String(stages.enriched_to_s3.p50_ms).padStart(6)}   ${String(stages.enriched_to_s3.p99_ms).padStart(6)}`);
+  console.log(
+    `raw → enriched   ${String(stages.raw_to_enriched.events).padStart(6)}   ${stages.raw_to_enriched.events_per_s.toFixed(0).padStart(8)}   ${String(stages.raw_to_enriched.lost).padStart(4)}   ${String(stages.raw_to_enriched.p50_ms).padStart(6)}   ${String(stages.raw_to_enriched.p99_ms).padStart(6)}`,
+  );
+  console.log(
+    `enriched → S3    ${String(events.length).padStart(6)}   ${''.padStart(8)}   ${String(stages.enriched_to_s3.lost).padStart(4)}   ${String(stages.enriched_to_s3.p50_ms).padStart(6)}   ${String(stages.enriched_to_s3.p99_ms).padStart(6)}`,
+  );
   const lostTotal = expected - events.length;
   const result = {
     bench: 'e2e',

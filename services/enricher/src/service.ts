@@ -97,7 +97,6 @@ const TXN_RETRY = { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MA
  */
 const RECORDS_PER_MESSAGE = 65536;
 
-
 class EnricherService implements EnricherHandle {
   private readonly settings: EnricherSettings;
   private readonly kafka: Kafka;

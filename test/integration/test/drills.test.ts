@@ -46,7 +46,11 @@ describe('fault drills (fast)', { skip: isRoot ? false : 'the kernel probes need
     assert.equal(new Set(mine.map((e) => `${e.source.run_id}/${e.source.seq}`)).size, mine.length, 'no event twice');
     for (const c of logged) {
       const of = mine.filter((e) => e.network_event.sport === c.sport || e.network_event.dport === c.sport);
-      assert.deepEqual(of.map((e) => e.network_event.type).sort(), ['TcpConnectionAccept', 'TcpConnectionClose', 'TcpConnectionClose', 'TcpConnectionEstablish'], `port ${c.sport}`);
+      assert.deepEqual(
+        of.map((e) => e.network_event.type).sort(),
+        ['TcpConnectionAccept', 'TcpConnectionClose', 'TcpConnectionClose', 'TcpConnectionEstablish'],
+        `port ${c.sport}`,
+      );
     }
     assert.equal(mine.length, expected);
   });

@@ -13,7 +13,9 @@ import { archived, startChild, startPipeline, stopPipelines, waitUntil } from '.
 const isRoot = process.getuid?.() === 0;
 const which = (cmd: string) => {
   try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`]).toString().trim();
+    return execFileSync('sh', ['-c', `command -v ${cmd}`])
+      .toString()
+      .trim();
   } catch {
     return '';
   }
@@ -23,7 +25,22 @@ const NC = which('nc');
 after(stopPipelines);
 
 const SPEC_KEYS = ['type', 'process', 'network_event', 'timestamp', 'host', 'source'];
-const PROCESS_KEYS = ['pid', 'tid', 'ppid', 'uid', 'euid', 'auid', 'cap_inheritable', 'cap_permitted', 'cap_effective', 'secureexec', 'filename', 'binary_path', 'args', 'container_id'];
+const PROCESS_KEYS = [
+  'pid',
+  'tid',
+  'ppid',
+  'uid',
+  'euid',
+  'auid',
+  'cap_inheritable',
+  'cap_permitted',
+  'cap_effective',
+  'secureexec',
+  'filename',
+  'binary_path',
+  'args',
+  'container_id',
+];
 
 function assertSpecShape(e: NetworkEvent) {
   assert.deepEqual(Object.keys(e), SPEC_KEYS);
@@ -37,7 +54,9 @@ function assertSpecShape(e: NetworkEvent) {
 const ofPid = (events: NetworkEvent[], pid: number) => events.filter((e) => e.process.pid === pid);
 
 describe('end to end (real kernel, broker, S3, programs)', { skip: isRoot ? false : 'the kernel probes need root' }, () => {
-  test('curl fetches from a python HTTP server over IPv6 ::1: Establish, Accept, both Closes, archived', { skip: CURL ? false : 'curl is not installed' }, async () => {
+  test('curl fetches from a python HTTP server over IPv6 ::1: Establish, Accept, both Closes, archived', {
+    skip: CURL ? false : 'curl is not installed',
+  }, async () => {
     const p = await startPipeline();
     const server = startChild('python3', ['-m', 'http.server', '--bind', '::1', '0'], {});
     await waitUntil('the HTTP server to listen', () => /port (\d+)/.exec(server.stdout() + server.stderr())?.[1], 20_000);
@@ -91,7 +110,9 @@ describe('end to end (real kernel, broker, S3, programs)', { skip: isRoot ? fals
     assert.equal(accept.process.filename.startsWith('python3'), true);
     assert.equal(curlClose.network_event.cookie, client4.cookie, 'the client Close pairs with its Establish');
     assert.equal(curlClose.network_event.sport, client4.sport, 'the real local port on Close');
-    const serverClose = ofPid(events, serverPid).find((e) => e.network_event.type === 'TcpConnectionClose' && e.network_event.cookie === accept.network_event.cookie);
+    const serverClose = ofPid(events, serverPid).find(
+      (e) => e.network_event.type === 'TcpConnectionClose' && e.network_event.cookie === accept.network_event.cookie,
+    );
     assert.ok(serverClose, 'the server Close pairs with its Accept');
     assert.equal(new Set(events.map((e) => `${e.source.run_id}/${e.source.seq}`)).size, events.length, 'no event twice');
   });

@@ -147,7 +147,11 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     const processes = snapshotProcesses(opts.procDir);
     const at = nowUs();
     publish(processes.map((value) => ({ payload: { kind: 'exec', value } satisfies RawPayloadOf, timeUs: at })));
-    if (processes.unreadable) log.warn({ unreadable: processes.unreadable }, 'processes the snapshot could not read (CAP_SYS_PTRACE missing?): their connections go out without binary path and args');
+    if (processes.unreadable)
+      log.warn(
+        { unreadable: processes.unreadable },
+        'processes the snapshot could not read (CAP_SYS_PTRACE missing?): their connections go out without binary path and args',
+      );
     log.info({ processes: processes.length }, 'published the snapshot of running processes');
   }
   for (const batch of held) publish(batch);
