@@ -1,6 +1,6 @@
 // A steady load of real TCP connections on loopback whose own log records
 // every connection it made: one JSON line per connection on stdout,
-// {"pid", "sport", "dport"} from the client's side, after the client closed.
+// {"pid", "sport", "dport", "at"} from the client's side, after the client closed.
 //   node traffic.js --count N --interval-ms M [--host 127.0.0.1|::1]
 import { createConnection, createServer } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,8 @@ export interface LoggedConnection {
   pid: number;
   sport: number;
   dport: number;
+  /** Wall-clock ms when the client had closed. */
+  at: number;
 }
 
 async function main(): Promise<void> {
@@ -29,7 +31,7 @@ async function main(): Promise<void> {
       client.on('error', reject);
       client.resume();
     });
-    process.stdout.write(`${JSON.stringify({ pid: process.pid, sport, dport } satisfies LoggedConnection)}\n`);
+    process.stdout.write(`${JSON.stringify({ pid: process.pid, sport, dport, at: Date.now() } satisfies LoggedConnection)}\n`);
     if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
   }
   server.close();
