@@ -143,7 +143,18 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     await startKafka();
     assert.equal(await traffic.exited, 0);
     const logged = parseLog(traffic);
-    await new Promise((r) => setTimeout(r, 3000)); // two status periods after the last connection
+    // The spool drains by itself once the broker is back: watch the sensor's gauge.
+    const port = /"metrics_port":(\d+)/.exec(sensor.stderr())?.[1];
+    assert.ok(port, 'the sensor logs its metrics port');
+    await waitUntil(
+      'the spool to drain',
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return /^netmon_sensor_spool_bytes\{[^}]*\} 0$/m.test(text) ? true : undefined;
+      },
+      120_000,
+      500,
+    );
     assert.equal(await sensor.stop(), 0, sensor.stderr().slice(-2000));
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
     assertSequences(records);
