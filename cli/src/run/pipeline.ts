@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_BROKERS, DEFAULT_S3, type NetmonConfig, createKafka, createLogger, networkEventCodec } from '@netmon/common';
-import { stackDown, stackLayout, stackUp } from '../stack/index.js';
+import { stackDown, stackLayout, stackStatus, stackUp } from '../stack/index.js';
 import { formatEvent } from './view';
 
 const SERVICES = ['sensor', 'enricher', 'archiver'] as const;
@@ -19,12 +19,13 @@ function usesLocalStack(config: NetmonConfig): boolean {
 export async function runPipeline(config: NetmonConfig, configFile: string | undefined): Promise<number> {
   const say = (msg: string) => process.stderr.write(`netmon run: ${msg}\n`);
   let stopping = false;
-  const local = usesLocalStack(config);
-  if (local) {
+  // The local stack is stopped at the end only if this command started it.
+  const ownStack = usesLocalStack(config) && !(await stackStatus()).up;
+  if (usesLocalStack(config)) {
     say('starting the local stack (Kafka + S3)…');
     await stackUp({ log: (m) => process.stderr.write(`${m}\n`) });
   }
-  const logDir = path.join(stackLayout().root, 'logs');
+  const logDir = stackLayout().logs;
   mkdirSync(logDir, { recursive: true });
   const children = new Map<string, ChildProcess>();
   for (const name of SERVICES) {
@@ -69,6 +70,6 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
     }
     say(`${name} stopped`);
   }
-  if (local) await stackDown({ log: (m) => process.stderr.write(`${m}\n`) });
+  if (ownStack) await stackDown({ log: (m) => process.stderr.write(`${m}\n`) });
   return 0;
 }
