@@ -7,6 +7,7 @@
 // made while no sensor ran (the kernel side has no one to tell): those are
 // counted apart. Ends with `RESULT {json}`.
 import { startKafka, startS3, stopKafka, stopS3 } from '@netmon/cli';
+import type { NetworkEvent } from '@netmon/common';
 import { type LoggedConnection, archived, startPipeline, startTraffic, stopPipelines } from '@netmon/integration-tests';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,21 +51,22 @@ async function main() {
   const inGap = (c: LoggedConnection) => sensorDown.some(([a, b]) => c.at >= a - 1000 && c.at <= b + 1000);
   const covered = logged.filter((c) => !inGap(c));
   log(`${logged.length} connections logged, ${logged.length - covered.length} around the sensor's restart`);
-  let events = await archived(p);
+  const incomplete = (mine: NetworkEvent[]) => {
+    const perPort = new Map<number, number>();
+    for (const e of mine) for (const port of new Set([e.network_event.sport, e.network_event.dport])) perPort.set(port, (perPort.get(port) ?? 0) + 1);
+    return covered.filter((c) => perPort.get(c.sport) !== 4).length;
+  };
+  const ofTraffic = (events: NetworkEvent[]) => events.filter((e) => e.process.pid === pid && e.network_event.dport !== 0);
+  // The archive catches up after the S3 outage: wait until it has every covered connection, or 3 minutes.
+  let mine = ofTraffic(await archived(p));
   const deadline = Date.now() + 180_000;
-  const count = () => events.filter((e) => e.process.pid === pid && e.network_event.dport !== 0).length;
-  while (count() < covered.length * 4 && Date.now() < deadline) {
+  while (incomplete(mine) > 0 && Date.now() < deadline) {
     await sleep(3000);
-    events = await archived(p);
+    mine = ofTraffic(await archived(p));
   }
-  const mine = events.filter((e) => e.process.pid === pid && e.network_event.dport !== 0);
   const ids = mine.map((e) => `${e.source.run_id}/${e.source.seq}`);
   const duplicates = ids.length - new Set(ids).size;
-  let missing = 0;
-  for (const c of covered) {
-    const n = mine.filter((e) => e.network_event.sport === c.sport || e.network_event.dport === c.sport).length;
-    if (n !== 4) missing++;
-  }
+  const missing = incomplete(mine);
   const gapSeen = logged.filter(inGap).filter((c) => mine.some((e) => e.network_event.sport === c.sport)).length;
   await stopPipelines();
   console.log(
