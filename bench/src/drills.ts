@@ -11,7 +11,12 @@ import type { NetworkEvent } from '@netmon/common';
 import { type LoggedConnection, archived, startPipeline, startTraffic, stopPipelines } from '@netmon/integration-tests';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (msg: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${msg}`);
+/** What happened when: incomplete connections are attributed to the phase they fell in. */
+const phases: { name: string; at: number }[] = [{ name: 'start', at: 0 }];
+const log = (msg: string) => {
+  phases.push({ name: msg, at: Date.now() });
+  console.log(`${new Date().toISOString().slice(11, 19)} ${msg}`);
+};
 
 async function main() {
   const p = await startPipeline();
@@ -67,6 +72,14 @@ async function main() {
   const ids = mine.map((e) => `${e.source.run_id}/${e.source.seq}`);
   const duplicates = ids.length - new Set(ids).size;
   const missing = incomplete(mine);
+  const perPhase = new Map<string, number>();
+  for (const c of covered) {
+    const n = mine.filter((e) => e.network_event.sport === c.sport || e.network_event.dport === c.sport).length;
+    if (n === 4) continue;
+    const phase = phases.filter((ph) => ph.at <= c.at).at(-1)!.name;
+    perPhase.set(`${phase} (${n} events)`, (perPhase.get(`${phase} (${n} events)`) ?? 0) + 1);
+  }
+  for (const [phase, n] of perPhase) console.log(`incomplete after "${phase}": ${n}`);
   const gapSeen = logged.filter(inGap).filter((c) => mine.some((e) => e.network_event.sport === c.sport)).length;
   await stopPipelines();
   console.log(
