@@ -8,7 +8,7 @@
 // counted apart. Ends with `RESULT {json}`.
 import { startKafka, startS3, stopKafka, stopS3 } from '@netmon/cli';
 import type { NetworkEvent } from '@netmon/common';
-import { type LoggedConnection, archived, startPipeline, startTraffic, stopPipelines } from '@netmon/integration-tests';
+import { type LoggedConnection, archived, eventsOf, startPipeline, startTraffic, stopPipelines } from '@netmon/integration-tests';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** What happened when: incomplete connections are attributed to the phase they fell in. */
@@ -56,11 +56,7 @@ async function main() {
   const inGap = (c: LoggedConnection) => sensorDown.some(([a, b]) => c.at >= a - 1000 && c.at <= b + 1000);
   const covered = logged.filter((c) => !inGap(c));
   log(`${logged.length} connections logged, ${logged.length - covered.length} around the sensor's restart`);
-  const incomplete = (mine: NetworkEvent[]) => {
-    const perPort = new Map<number, number>();
-    for (const e of mine) for (const port of new Set([e.network_event.sport, e.network_event.dport])) perPort.set(port, (perPort.get(port) ?? 0) + 1);
-    return covered.filter((c) => perPort.get(c.sport) !== 4).length;
-  };
+  const incomplete = (mine: NetworkEvent[]) => covered.filter((c) => eventsOf(mine, c).length !== 4).length;
   const ofTraffic = (events: NetworkEvent[]) => events.filter((e) => e.process.pid === pid && e.network_event.dport !== 0);
   // The archive catches up after the S3 outage: wait until it has every covered connection, or 3 minutes.
   let mine = ofTraffic(await archived(p));
@@ -74,13 +70,13 @@ async function main() {
   const missing = incomplete(mine);
   const perPhase = new Map<string, number>();
   for (const c of covered) {
-    const n = mine.filter((e) => e.network_event.sport === c.sport || e.network_event.dport === c.sport).length;
+    const n = eventsOf(mine, c).length;
     if (n === 4) continue;
     const phase = phases.filter((ph) => ph.at <= c.at).at(-1)!.name;
     perPhase.set(`${phase} (${n} events)`, (perPhase.get(`${phase} (${n} events)`) ?? 0) + 1);
   }
   for (const [phase, n] of perPhase) console.log(`incomplete after "${phase}": ${n}`);
-  const gapSeen = logged.filter(inGap).filter((c) => mine.some((e) => e.network_event.sport === c.sport)).length;
+  const gapSeen = logged.filter(inGap).filter((c) => eventsOf(mine, c).length > 0).length;
   await stopPipelines();
   console.log(
     `connections ${logged.length}; outside the sensor gap ${covered.length}, incomplete ${missing}; duplicates ${duplicates}; in the gap ${logged.length - covered.length}, seen ${gapSeen}`,

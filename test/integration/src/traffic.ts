@@ -13,6 +13,22 @@ export interface LoggedConnection {
   at: number;
 }
 
+/**
+ * The archived events of one logged connection: those of its pid with its
+ * client port on either end, seen in the 2 s before it was logged (the kernel
+ * reuses ephemeral ports, so the port alone may name an older connection).
+ */
+export function eventsOf<E extends { process: { pid: number }; network_event: { sport: number; dport: number }; timestamp: string }>(
+  events: readonly E[],
+  c: LoggedConnection,
+): E[] {
+  return events.filter((e) => {
+    if (e.process.pid !== c.pid || (e.network_event.sport !== c.sport && e.network_event.dport !== c.sport)) return false;
+    const t = Date.parse(e.timestamp);
+    return t <= c.at + 5 && t >= c.at - 2000;
+  });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { count: { type: 'string' }, 'interval-ms': { type: 'string' }, host: { type: 'string' } } });
   const count = Number(values.count ?? 100);

@@ -4,7 +4,7 @@
 // then hold every logged connection's events exactly once.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { type LoggedConnection, archived, startPipeline, startTraffic, stopPipelines, waitUntil } from '../src';
+import { type LoggedConnection, archived, eventsOf, startPipeline, startTraffic, stopPipelines, waitUntil } from '../src';
 
 after(stopPipelines);
 const isRoot = process.getuid?.() === 0;
@@ -45,7 +45,7 @@ describe('fault drills (fast)', { skip: isRoot ? false : 'the kernel probes need
     // Exactly once: every (run, seq) once, and four events per connection.
     assert.equal(new Set(mine.map((e) => `${e.source.run_id}/${e.source.seq}`)).size, mine.length, 'no event twice');
     for (const c of logged) {
-      const of = mine.filter((e) => e.network_event.sport === c.sport || e.network_event.dport === c.sport);
+      const of = eventsOf(mine, c);
       assert.deepEqual(
         of.map((e) => e.network_event.type).sort(),
         ['TcpConnectionAccept', 'TcpConnectionClose', 'TcpConnectionClose', 'TcpConnectionEstablish'],
