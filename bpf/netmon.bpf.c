@@ -20,6 +20,13 @@
  *   Cookies: sockops (connect and passive-established callbacks) and
  *   sock_release call bpf_get_socket_cookie(), which assigns the cookie, so
  *   every later read of sk->skc_cookie agrees.
+ *
+ * Per-socket state (every mode): the sockops callbacks, attached in every
+ * mode, remember each connecting or accepted socket's tuple by cookie in
+ * `conns`. A Close is emitted only for a socket found there, with that tuple
+ * (a failed connect's socket has its addresses cleared by then), or for a
+ * connected socket older than the sensor; listeners, bound-only and unused
+ * sockets close silently.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -62,7 +69,7 @@ struct {
 
 /* Scratch for building paths backwards, one per CPU. */
 struct scratch {
-	char buf[NETMON_MAX_PATH * 2];
+	char buf[NETMON_MAX_PATH * 2]; /* also holds read_cgroup_path's 3 * 256 */
 };
 
 struct {
@@ -71,6 +78,27 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
+
+/* Sockets seen connecting or accepted, by cookie, until their close. */
+struct conn {
+	struct netmon_tuple tuple;
+	__u64 start_ns; /* when the connect or the handshake of the accept happened */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETMON_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+static __always_inline char *scratch_buf(void)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+
+	return s ? s->buf : NULL;
+}
 
 static __always_inline void count_lost(__u32 kind)
 {
@@ -112,71 +140,108 @@ static __always_inline bool is_tcp(struct sock *sk)
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
 
-/* Establish/Accept/Close of a struct sock, for the fentry, kprobe and
- * sys_exit paths. */
-static __always_inline int emit_sock(__u32 kind, struct sock *sk, __u64 cookie)
-{
-	struct netmon_sock_event *e;
-
-	if (!sk || !is_tcp(sk))
-		return 0;
-	e = reserve(kind, sizeof(*e));
-	if (!e)
-		return 0;
-	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
-	e->cookie = cookie;
-	read_sock_tuple(e, sk);
-	submit(e);
-	return 0;
-}
-
 static __always_inline __u64 sk_cookie(struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 }
 
-/* ---- tracepoint mode ------------------------------------------------- */
-
-SEC("sockops")
-int netmon_sockops(struct bpf_sock_ops *skops)
+/* Establish/Accept of a struct sock, for the fentry, kprobe, sys_exit and
+ * io_uring paths. */
+static __always_inline int emit_sock(__u32 kind, struct sock *sk, __u64 cookie)
 {
 	struct netmon_sock_event *e;
-	__u32 op = skops->op;
-	__u64 cookie;
+	char *buf = scratch_buf();
 
-	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	/* assigns the cookie if the socket has none yet */
-	cookie = bpf_get_socket_cookie(skops);
-	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB || netmon_mode != NETMON_MODE_TRACEPOINT)
-		return 1;
-
-	e = reserve(NETMON_KIND_ESTABLISH, sizeof(*e));
+	if (!sk || !buf || !is_tcp(sk))
+		return 0;
+	e = reserve(kind, sizeof(*e));
 	if (!e)
-		return 1;
-	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
+		return 0;
+	fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
 	e->cookie = cookie;
-	e->family = skops->family;
-	e->flags = 0;
-	e->state = skops->state;
-	e->sport = skops->local_port;		    /* host order */
-	e->dport = bpf_ntohl(skops->remote_port); /* network order, in the high half */
-	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	if (e->family == AF_INET6) {
-		__u32 *s = (__u32 *)e->saddr, *d = (__u32 *)e->daddr;
+	read_sock_tuple(&e->tuple, sk);
+	submit(e);
+	return 0;
+}
 
+/*
+ * Close of a TCP socket, in every mode: only for a socket that connected or
+ * was accepted (found in `conns`, whose tuple it carries: a failed connect's
+ * socket has its addresses cleared by now), or that was connected before
+ * the sensor started (it still has a peer). Listeners, bound-only and unused
+ * sockets are not connections: nothing.
+ */
+static __always_inline int emit_close(struct sock *sk, __u64 cookie)
+{
+	struct netmon_sock_event *e;
+	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	char *buf = scratch_buf();
+
+	if (!buf)
+		return 0;
+	if (!c && (state == TCP_LISTEN || BPF_CORE_READ(sk, __sk_common.skc_dport) == 0))
+		return 0;
+	e = reserve(NETMON_KIND_CLOSE, sizeof(*e));
+	if (e) {
+		fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
+		e->cookie = cookie;
+		if (c) {
+			e->tuple = c->tuple;
+			e->tuple.state = state;
+		} else {
+			read_sock_tuple(&e->tuple, sk);
+			e->tuple.flags |= NETMON_SOCK_UNTRACKED;
+		}
+		submit(e);
+	}
+	if (c)
+		bpf_map_delete_elem(&conns, &cookie);
+	return 0;
+}
+
+/* The socket behind file descriptor `fd` of the current task, or NULL. */
+static __always_inline struct sock *sock_of_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* ---- tracepoint mode ------------------------------------------------- */
+
+/* The tuple of a socket in a sockops callback (addresses before IPv4
+ * unmapping: tcp_v6_connect() of a mapped address sets the v6 source only
+ * after tcp_connect(), so a mapped connect takes the IPv4 fields). */
+static __always_inline void skops_tuple(struct netmon_tuple *t, struct bpf_sock_ops *skops)
+{
+	__u32 *s = (__u32 *)t->saddr, *d = (__u32 *)t->daddr;
+
+	__builtin_memset(t, 0, sizeof(*t));
+	t->family = skops->family;
+	t->state = skops->state;
+	t->sport = skops->local_port;		    /* host order */
+	t->dport = bpf_ntohl(skops->remote_port); /* network order, in the high half */
+	if (t->family == AF_INET6) {
 		d[0] = skops->remote_ip6[0];
 		d[1] = skops->remote_ip6[1];
 		d[2] = skops->remote_ip6[2];
 		d[3] = skops->remote_ip6[3];
-		if (ipv6_is_v4mapped(d)) {
-			/* tcp_v6_connect() runs tcp_v4_connect() and sets the v6
-			 * source only afterwards: take the IPv4 fields */
-			e->flags |= NETMON_SOCK_V4MAPPED;
-			s[2] = bpf_htonl(0xffff);
-			s[3] = skops->local_ip4;
-			d[3] = skops->remote_ip4;
+		if (ipv6_is_v4mapped(t->daddr)) {
+			t->family = AF_INET;
+			t->flags = NETMON_SOCK_V4MAPPED;
+			s[0] = skops->local_ip4;
+			d[0] = skops->remote_ip4;
+			d[1] = d[2] = d[3] = 0;
 		} else {
 			s[0] = skops->local_ip6[0];
 			s[1] = skops->local_ip6[1];
@@ -184,9 +249,39 @@ int netmon_sockops(struct bpf_sock_ops *skops)
 			s[3] = skops->local_ip6[3];
 		}
 	} else {
-		*(__u32 *)e->saddr = skops->local_ip4;
-		*(__u32 *)e->daddr = skops->remote_ip4;
+		s[0] = skops->local_ip4;
+		d[0] = skops->remote_ip4;
 	}
+}
+
+SEC("sockops")
+int netmon_sockops(struct bpf_sock_ops *skops)
+{
+	struct netmon_sock_event *e;
+	struct conn c = {};
+	__u32 op = skops->op;
+	char *buf;
+	__u64 cookie;
+
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	/* assigns the cookie if the socket has none yet */
+	cookie = bpf_get_socket_cookie(skops);
+	skops_tuple(&c.tuple, skops);
+	c.start_ns = bpf_ktime_get_boot_ns();
+	bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY);
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB || netmon_mode != NETMON_MODE_TRACEPOINT)
+		return 1;
+
+	buf = scratch_buf();
+	if (!buf)
+		return 1;
+	e = reserve(NETMON_KIND_ESTABLISH, sizeof(*e));
+	if (!e)
+		return 1;
+	fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
+	e->cookie = cookie;
+	e->tuple = c.tuple;
 	submit(e);
 	return 1;
 }
@@ -196,10 +291,6 @@ int netmon_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	long ret = (long)ctx->args[1];
-	struct task_struct *task;
-	struct fdtable *fdt;
-	struct file **fds, *file;
-	struct socket *sock;
 	struct sock *sk;
 	long nr;
 
@@ -212,16 +303,31 @@ int netmon_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 #endif
 	if (ret < 0 || (nr != nr_accept && nr != nr_accept4))
 		return 0;
+	sk = sock_of_fd(ret);
+	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
+}
 
-	task = (struct task_struct *)bpf_get_current_task();
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || ret >= BPF_CORE_READ(fdt, max_fds))
+/* io_uring's accept (IORING_OP_ACCEPT) never returns through sys_exit: its
+ * completion carries the new fd, installed in the submitting task's table.
+ * Multishot accepts post their extra completions without the request, and a
+ * fixed-file accept's result is a slot, not an fd: neither is seen here. */
+#define IORING_OP_ACCEPT 13
+
+SEC("raw_tp/io_uring_complete")
+int netmon_io_uring_complete(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct io_kiocb *req = (struct io_kiocb *)ctx->args[1];
+	struct sock *sk;
+	long fd;
+
+	if (!req || BPF_CORE_READ(req, opcode) != IORING_OP_ACCEPT)
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[ret]) || !file)
-		return 0;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
+	/* 5.19+ keep the result in req->cqe; older kernels pass it as args[3] */
+	if (bpf_core_field_exists(req->cqe))
+		fd = BPF_CORE_READ(req, cqe.res);
+	else
+		fd = (int)ctx->args[3];
+	sk = sock_of_fd(fd);
 	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
 }
 
@@ -230,21 +336,10 @@ int netmon_sock_release(struct bpf_sock *ctx)
 {
 	/* This hook's context is the struct sock itself; its source fields are
 	 * not readable through bpf_sock here, so read the socket (CO-RE). */
-	struct sock *sk = (struct sock *)ctx;
-	struct netmon_sock_event *e;
-	__u64 cookie;
-
 	if (ctx->protocol != IPPROTO_TCP || ctx->type != SOCK_STREAM ||
 	    (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	cookie = bpf_get_socket_cookie(ctx);
-	e = reserve(NETMON_KIND_CLOSE, sizeof(*e));
-	if (!e)
-		return 1;
-	fill_task(&e->task, (struct task_struct *)bpf_get_current_task());
-	e->cookie = cookie;
-	read_sock_tuple(e, sk);
-	submit(e);
+	emit_close((struct sock *)ctx, bpf_get_socket_cookie(ctx));
 	return 1;
 }
 
@@ -287,7 +382,7 @@ int BPF_PROG(netmon_fexit_inet_csk_accept)
 SEC("fentry/tcp_close")
 int BPF_PROG(netmon_fentry_tcp_close, struct sock *sk)
 {
-	return emit_sock(NETMON_KIND_CLOSE, sk, bpf_get_socket_cookie(sk));
+	return emit_close(sk, bpf_get_socket_cookie(sk));
 }
 
 /* ---- kprobe mode ----------------------------------------------------- */
@@ -353,7 +448,7 @@ int BPF_KRETPROBE(netmon_kretprobe_inet_csk_accept, struct sock *sk)
 SEC("kprobe/tcp_close")
 int BPF_KPROBE(netmon_kprobe_tcp_close, struct sock *sk)
 {
-	return emit_sock(NETMON_KIND_CLOSE, sk, sk_cookie(sk));
+	return emit_close(sk, sk_cookie(sk));
 }
 
 /* ---- exec and exit (every mode) ----------------------------------- */
@@ -364,25 +459,24 @@ int netmon_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	struct netmon_exec_event *e;
-	struct scratch *s;
-	__u32 zero = 0, secure = 0;
-	unsigned long arg_start, arg_end, len;
+	unsigned long arg_start, arg_end, args_at, len;
 	const struct cred *cred;
 	struct file *file;
-	long n;
+	__u32 secure = 0;
+	char *buf = scratch_buf();
+	long n = 0;
 
-	s = bpf_map_lookup_elem(&scratch_map, &zero);
-	if (!s)
+	if (!buf)
 		return 0;
 	e = reserve(NETMON_KIND_EXEC, sizeof(*e));
 	if (!e)
 		return 0;
-	fill_task(&e->task, task);
+	fill_task(&e->task, task, buf);
 	e->flags = 0;
 	e->_pad0 = 0;
 
 	file = BPF_CORE_READ(bprm, file);
-	e->flags |= read_abs_path(e->path, s->buf, &file->f_path);
+	e->flags |= read_abs_path(e->path, buf, &file->f_path);
 
 	cred = BPF_CORE_READ(task, real_cred);
 	if (BPF_CORE_READ(cred, euid.val) != BPF_CORE_READ(cred, uid.val))
@@ -397,23 +491,62 @@ int netmon_exec(struct bpf_raw_tracepoint_args *ctx)
 		secure |= NETMON_SECUREEXEC_FILELESS_EXEC;
 	e->secureexec = secure;
 
-	/* argv lives in the new mm: skip argv[0], copy the rest */
+	/* argv lives in the new mm: skip argv[0] (of any length up to
+	 * NETMON_ARGV0_CHUNKS * 511 bytes), copy the rest */
 	arg_start = BPF_CORE_READ(task, mm, arg_start);
 	arg_end = BPF_CORE_READ(task, mm, arg_end);
 	e->args_len = 0;
-	n = bpf_probe_read_user_str(s->buf, NETMON_MAX_PATH, (void *)arg_start);
-	if (n > 0 && arg_start + n < arg_end) {
-		len = arg_end - (arg_start + n);
+	args_at = arg_start;
+	for (int i = 0; i < NETMON_ARGV0_CHUNKS; i++) {
+		n = bpf_probe_read_user_str(buf, NETMON_MAX_PATH, (void *)args_at);
+		if (n <= 0)
+			break;
+		if (n < NETMON_MAX_PATH) {
+			args_at += n; /* past argv[0]'s NUL */
+			break;
+		}
+		args_at += NETMON_MAX_PATH - 1; /* no NUL yet: read on */
+		n = 0;
+	}
+	if (n <= 0) {
+		if (arg_end > arg_start)
+			e->flags |= NETMON_EXEC_ARGS_TRUNCATED; /* argv[0] too long to skip */
+	} else if (args_at < arg_end) {
+		len = arg_end - args_at;
 		if (len > NETMON_MAX_ARGS) {
 			len = NETMON_MAX_ARGS;
 			e->flags |= NETMON_EXEC_ARGS_TRUNCATED;
 		}
 		/* keep the verifier's bound through clang's rewrites */
-		asm volatile("%[len] &= 0x7ff" : [len] "+r"(len));
-		if (len <= NETMON_MAX_ARGS &&
-		    !bpf_probe_read_user(e->args, len, (void *)(arg_start + n)))
+		asm volatile("%[len] &= 0x1fff" : [len] "+r"(len));
+		if (len <= NETMON_MAX_ARGS && !bpf_probe_read_user(e->args, len, (void *)args_at))
 			e->args_len = len;
 	}
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int netmon_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	struct netmon_fork_event *e;
+	char *buf;
+
+	/* a new thread is not a new process */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	buf = scratch_buf();
+	if (!buf)
+		return 0;
+	e = reserve(NETMON_KIND_FORK, sizeof(*e));
+	if (!e)
+		return 0;
+	fill_task(&e->task, child, buf);
+	e->parent_pid = BPF_CORE_READ(parent, tgid);
+	e->parent_start_time_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+	e->_pad0 = 0;
 	submit(e);
 	return 0;
 }

@@ -8,13 +8,70 @@
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 
-/* Facts of `task` into `t`; every read is CO-RE and tolerates NULL links. */
-static __always_inline void fill_task(struct netmon_task *t, struct task_struct *task)
+/* struct kernfs_node's parent link was renamed in 6.15; both flavours. */
+struct kernfs_node___parent {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+struct kernfs_node___rcu_parent {
+	struct kernfs_node *__parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
+{
+	struct kernfs_node___parent *old = (void *)kn;
+	struct kernfs_node___rcu_parent *new = (void *)kn;
+
+	if (bpf_core_field_exists(old->parent))
+		return BPF_CORE_READ(old, parent);
+	return BPF_CORE_READ(new, __parent);
+}
+
+/*
+ * The cgroup v2 path of `kn` into `out` (NETMON_MAX_CGROUP_PATH bytes), built
+ * backwards in `buf` (2 * NETMON_MAX_CGROUP_PATH bytes, plus as much again
+ * as scratch for measuring names). Leaf-most directories win when the path
+ * does not fit: they name the container.
+ */
+static __always_inline void read_cgroup_path(char *out, char *buf, struct kernfs_node *kn)
+{
+	const __u32 end = NETMON_MAX_CGROUP_PATH - 1, mask = 2 * NETMON_MAX_CGROUP_PATH - 1;
+	char *measure = buf + 2 * NETMON_MAX_CGROUP_PATH;
+	__u32 pos = end;
+
+	buf[end] = '\0';
+	for (int i = 0; i < NETMON_MAX_CGROUP_DEPTH && kn; i++) {
+		struct kernfs_node *parent = kernfs_parent(kn);
+		const char *name = BPF_CORE_READ(kn, name);
+		long n;
+
+		if (!parent)
+			break; /* the root's name is "" */
+		n = bpf_probe_read_kernel_str(measure, NETMON_MAX_CGROUP_PATH, name);
+		if (n <= 1 || (__u32)n > pos)
+			break; /* unreadable, or no room left */
+		pos -= n;  /* n counts the NUL: room for the leading '/' */
+		buf[pos & mask] = '/';
+		bpf_probe_read_kernel_str(&buf[(pos + 1) & mask], n & (NETMON_MAX_CGROUP_PATH - 1), name);
+		/* the NUL just written sits where the child's '/' was */
+		if (pos + n < end)
+			buf[(pos + n) & mask] = '/';
+		kn = parent;
+	}
+	if (pos == end) {
+		out[0] = '/';
+		out[1] = '\0';
+		return;
+	}
+	bpf_probe_read_kernel_str(out, NETMON_MAX_CGROUP_PATH, &buf[pos & mask]);
+}
+
+/* Facts of `task` into `t`; every read is CO-RE and tolerates NULL links.
+ * `buf` is scratch for the cgroup path (3 * NETMON_MAX_CGROUP_PATH bytes). */
+static __always_inline void fill_task(struct netmon_task *t, struct task_struct *task, char *buf)
 {
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	const struct cred *cred = BPF_CORE_READ(task, real_cred);
 	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
-	const char *cg_name;
 
 	t->start_time_ns = BPF_CORE_READ(leader, start_boottime);
 	t->pid = BPF_CORE_READ(task, tgid);
@@ -32,39 +89,54 @@ static __always_inline void fill_task(struct netmon_task *t, struct task_struct 
 		t->auid = (__u32)-1;
 	BPF_CORE_READ_STR_INTO(&t->comm, task, comm);
 	t->cgroup_id = BPF_CORE_READ(kn, id);
-	cg_name = BPF_CORE_READ(kn, name);
-	if (bpf_probe_read_kernel_str(t->cgroup_name, sizeof(t->cgroup_name), cg_name) < 0)
-		t->cgroup_name[0] = '\0';
+	read_cgroup_path(t->cgroup_path, buf, kn);
 }
 
-static __always_inline bool ipv6_is_v4mapped(const __u32 *a)
+static __always_inline bool ipv6_is_v4mapped(const __u8 *a)
 {
-	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
+	const __u32 *w = (const __u32 *)a;
+
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff);
+}
+
+/* An AF_INET6 socket talking IPv4 (::ffff:a.b.c.d, a dual-stack server's
+ * IPv4 client, an IPv6 client dialling an IPv4 peer) is reported as IPv4. */
+static __always_inline void unmap_v4(struct netmon_tuple *t)
+{
+	__u32 *s = (__u32 *)t->saddr, *d = (__u32 *)t->daddr;
+
+	if (t->family != AF_INET6 || !ipv6_is_v4mapped(t->daddr))
+		return;
+	t->family = AF_INET;
+	t->flags |= NETMON_SOCK_V4MAPPED;
+	s[0] = ipv6_is_v4mapped(t->saddr) ? s[3] : 0;
+	d[0] = d[3];
+	s[1] = s[2] = s[3] = 0;
+	d[1] = d[2] = d[3] = 0;
 }
 
 /* Local/remote ends of a full socket, read from struct sock. */
-static __always_inline void read_sock_tuple(struct netmon_sock_event *e, struct sock *sk)
+static __always_inline void read_sock_tuple(struct netmon_tuple *t, struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	e->family = family;
-	e->flags = 0;
+	t->family = family;
+	t->flags = 0;
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-		if (ipv6_is_v4mapped((__u32 *)e->daddr))
-			e->flags |= NETMON_SOCK_V4MAPPED;
+		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
-		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
+		__builtin_memset(t->saddr, 0, sizeof(t->saddr));
+		__builtin_memset(t->daddr, 0, sizeof(t->daddr));
+		BPF_CORE_READ_INTO((__u32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)t->daddr, sk, __sk_common.skc_daddr);
 	}
 	/* inet_sport survives the port release of a socket already in TCP_CLOSE,
 	 * skc_num does not: read the former. */
-	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	unmap_v4(t);
 }
 
 /*

@@ -10,10 +10,13 @@
 #define __NETMON_H
 
 #define NETMON_COMM_LEN 16	  /* TASK_COMM_LEN */
-#define NETMON_MAX_CGROUP_NAME 128 /* leaf cgroup directory name, NUL-terminated */
-#define NETMON_MAX_PATH 512	  /* absolute binary path, NUL-terminated */
-#define NETMON_MAX_ARGS 1024	  /* argv[1..], NUL-separated, not terminated */
-#define NETMON_MAX_PATH_DEPTH 32  /* path components walked in the kernel */
+#define NETMON_MAX_CGROUP_PATH 256 /* cgroup v2 path, NUL-terminated */
+#define NETMON_MAX_CGROUP_DEPTH 16 /* cgroup levels walked in the kernel */
+#define NETMON_MAX_PATH 512	   /* absolute binary path, NUL-terminated */
+#define NETMON_MAX_ARGS 4096	   /* argv[1..], NUL-separated, not terminated */
+#define NETMON_MAX_PATH_DEPTH 32   /* path components walked in the kernel */
+#define NETMON_ARGV0_CHUNKS 16	   /* argv[0] is skipped in steps of 511 bytes */
+#define NETMON_MAX_CONNS 65536	   /* sockets tracked from connect/accept to close */
 
 /* Kinds of record; also the index into the per-CPU `lost` counters. */
 enum netmon_kind {
@@ -22,7 +25,8 @@ enum netmon_kind {
 	NETMON_KIND_CLOSE = 3,	   /* a TCP socket was released (tcp_close path) */
 	NETMON_KIND_EXEC = 4,	   /* a task completed execve() */
 	NETMON_KIND_EXIT = 5,	   /* the last thread of a process exited */
-	NETMON_KIND_MAX = 6,
+	NETMON_KIND_FORK = 6,	   /* a process forked a new process (not a thread) */
+	NETMON_KIND_MAX = 7,
 };
 
 /* Attach modes; written by the loader into the `const volatile` setting. */
@@ -32,8 +36,9 @@ enum netmon_mode {
 	NETMON_MODE_TRACEPOINT = 3,
 };
 
-/* struct netmon_sock_event.flags */
-#define NETMON_SOCK_V4MAPPED 0x1 /* AF_INET6 socket talking IPv4 (::ffff:a.b.c.d) */
+/* struct netmon_tuple.flags */
+#define NETMON_SOCK_V4MAPPED 0x1  /* AF_INET6 socket talking IPv4: addresses given as IPv4 */
+#define NETMON_SOCK_UNTRACKED 0x2 /* close of a connection not seen opening (older than the sensor) */
 
 /* struct netmon_exec_event.secureexec */
 #define NETMON_SECUREEXEC_SETUID 0x1	    /* euid != uid after exec */
@@ -42,7 +47,7 @@ enum netmon_mode {
 #define NETMON_SECUREEXEC_FILELESS_EXEC 0x8 /* executable has no link on disk (memfd, deleted) */
 
 /* struct netmon_exec_event.flags */
-#define NETMON_EXEC_ARGS_TRUNCATED 0x1 /* args cut at NETMON_MAX_ARGS */
+#define NETMON_EXEC_ARGS_TRUNCATED 0x1 /* args cut at NETMON_MAX_ARGS (or argv[0] too long) */
 #define NETMON_EXEC_PATH_TRUNCATED 0x2 /* path cut (too long or too deep) */
 
 struct netmon_hdr {
@@ -65,22 +70,29 @@ struct netmon_task {
 	__u32 uid;  /* real uid */
 	__u32 euid; /* effective uid */
 	__u32 auid; /* login uid; 4294967295 when unset */
-	char comm[NETMON_COMM_LEN];		    /* task comm, NUL-terminated */
-	char cgroup_name[NETMON_MAX_CGROUP_NAME]; /* leaf cgroup v2 directory name */
+	char comm[NETMON_COMM_LEN]; /* task comm, NUL-terminated */
+	/* cgroup v2 path from the hierarchy root, "/" for the root; when longer
+	 * than the buffer, its leaf-most directories are kept (the container's) */
+	char cgroup_path[NETMON_MAX_CGROUP_PATH];
+};
+
+/* The two ends of a TCP socket. */
+struct netmon_tuple {
+	__u8 saddr[16]; /* local address: IPv4 in the first 4 bytes, or IPv6 */
+	__u8 daddr[16]; /* remote address, same encoding */
+	__u16 sport;	/* local port, host order */
+	__u16 dport;	/* remote port, host order */
+	__u16 family;	/* AF_INET or AF_INET6: the family of the addresses above */
+	__u8 flags;	/* NETMON_SOCK_* */
+	__u8 state;	/* TCP state of the socket when seen (TCP_ESTABLISHED = 1...) */
 };
 
 /* NETMON_KIND_ESTABLISH, NETMON_KIND_ACCEPT, NETMON_KIND_CLOSE */
 struct netmon_sock_event {
 	struct netmon_hdr hdr;
 	struct netmon_task task;
-	__u8 saddr[16]; /* local address: IPv4 in the first 4 bytes, or IPv6 */
-	__u8 daddr[16]; /* remote address, same encoding */
-	__u64 cookie;	/* socket cookie; the same on a socket's open and close */
-	__u16 sport;	/* local port, host order */
-	__u16 dport;	/* remote port, host order */
-	__u16 family;	/* AF_INET or AF_INET6 (socket family) */
-	__u8 flags;	/* NETMON_SOCK_* */
-	__u8 state;	/* TCP state of the socket when seen (TCP_ESTABLISHED = 1...) */
+	struct netmon_tuple tuple; /* a Close carries its Establish's or Accept's tuple */
+	__u64 cookie;		   /* socket cookie; the same on a socket's open and close */
 };
 
 /* NETMON_KIND_EXEC */
@@ -93,6 +105,15 @@ struct netmon_exec_event {
 	__u8 _pad0;		 /* zero */
 	char path[NETMON_MAX_PATH]; /* absolute path of the executable, NUL-terminated */
 	char args[NETMON_MAX_ARGS]; /* argv[1..] NUL-separated (args_len bytes) */
+};
+
+/* NETMON_KIND_FORK */
+struct netmon_fork_event {
+	struct netmon_hdr hdr;
+	struct netmon_task task;	    /* the child */
+	__u64 parent_start_time_ns; /* the forking process's start_boottime */
+	__u32 parent_pid;	    /* the forking process's thread-group id */
+	__u32 _pad0;		    /* zero */
 };
 
 /* NETMON_KIND_EXIT */

@@ -1,4 +1,5 @@
 // `netmon stack up|down|status [--json] [--dir DIR] [--help]`.
+import { UsageError, parseFlags, stringFlag } from '@netmon/common';
 import type { ServiceStatus, StackStatus } from './status';
 import { stackDown, stackStatus, stackUp } from './stack';
 
@@ -39,41 +40,37 @@ export function formatStatus(status: StackStatus): string {
   return `stack ${status.up ? 'up' : 'not up'} (state dir ${status.dir})\n${describe(status.kafka)}\n${describe(status.s3)}\n`;
 }
 
-interface Parsed {
+export interface StackArgs {
+  /** up | down | status (checked when run); undefined when none was given */
   command?: string;
   dir?: string;
   json: boolean;
-  help: boolean;
-  error?: string;
 }
 
-function parse(argv: string[]): Parsed {
-  const out: Parsed = { json: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '-h' || arg === '--help') out.help = true;
-    else if (arg === '--json') out.json = true;
-    else if (arg === '--dir') {
-      const value = argv[++i];
-      if (!value) return { ...out, error: '--dir needs a directory' };
-      out.dir = value;
-    } else if (arg.startsWith('--dir=')) out.dir = arg.slice('--dir='.length);
-    else if (arg.startsWith('-')) return { ...out, error: `unknown option ${arg}` };
-    else if (out.command === undefined) out.command = arg;
-    else return { ...out, error: `unexpected argument ${arg}` };
-  }
-  return out;
+/** `netmon stack` argv; undefined after printing the help for --help. Throws UsageError naming the flag. */
+export function parseStackArgs(argv: string[]): StackArgs | undefined {
+  const flags = parseFlags(argv, { json: { type: 'boolean' }, dir: { type: 'string' } }, STACK_HELP);
+  if (!flags) return undefined;
+  const [command, extra] = flags.positionals;
+  if (extra !== undefined) throw new UsageError(`unexpected argument ${extra}`);
+  const dir = stringFlag(flags, 'dir');
+  if (dir === '') throw new UsageError('--dir needs a directory');
+  return { command, dir, json: flags.values.json === true };
 }
 
 /** Runs `netmon stack ...` (argv after "stack"); resolves to the exit code. */
 export async function runStackCommand(argv: string[]): Promise<number> {
-  const args = parse(argv);
-  if (args.help || (args.command === undefined && !args.error)) {
-    process.stdout.write(STACK_HELP);
-    return args.help ? 0 : 2;
+  let args: StackArgs | undefined;
+  try {
+    args = parseStackArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`netmon stack: ${err.reason} (see: netmon stack --help)\n`);
+    return 2;
   }
-  if (args.error) {
-    process.stderr.write(`netmon stack: ${args.error} (see: netmon stack --help)\n`);
+  if (!args) return 0; // --help
+  if (args.command === undefined) {
+    process.stdout.write(STACK_HELP);
     return 2;
   }
   try {

@@ -3,7 +3,7 @@
 // keys are errors too, so a typo never silently falls back to a default.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_BROKERS, DEFAULT_S3, DEFAULT_TOPICS } from './defaults';
+import { DEFAULT_BROKERS, DEFAULT_MAX_ARGS_BYTES, DEFAULT_S3, DEFAULT_TOPICS } from './defaults';
 import { ConfigError } from './errors';
 import { validateTopicName } from './topics';
 
@@ -56,6 +56,8 @@ export interface NetmonConfig {
   sensor: {
     attachMode: AttachMode;
     ringBufferBytes: number;
+    /** args kept per process, UTF-8 bytes, "…" included when cut */
+    maxArgsBytes: number;
     spoolDir: string;
     spoolMaxBytes: number;
     statusIntervalS: number;
@@ -207,6 +209,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const sensorCfg = {
     attachMode: sensor.oneOf<AttachMode>('attach_mode', ['auto', 'fentry', 'kprobe', 'tracepoint'], 'auto'),
     ringBufferBytes: sensor.int('ring_buffer_bytes', 8 << 20, 4096, 1 << 30),
+    maxArgsBytes: sensor.int('max_args_bytes', DEFAULT_MAX_ARGS_BYTES, 256, 65536),
     spoolDir: sensor.string('spool_dir', '/var/lib/netmon/spool'),
     spoolMaxBytes: sensor.int('spool_max_bytes', 1 << 30, 0),
     statusIntervalS: sensor.int('status_interval_s', 10, 1, 3600),

@@ -14,6 +14,7 @@ export interface TaskFacts {
   cap_effective: number;
   comm: string;
   cgroup_id: number;
+  /** Cgroup v2 path from the hierarchy root ("/" for the root cgroup). */
   cgroup_path: string;
   start_time_us: number;
   ktime_us: number;
@@ -43,6 +44,14 @@ export interface ProcessExec {
   secureexec: SecureExecFlag[];
 }
 
+/** A new process (not a thread): until it execs it runs its parent's program. */
+export interface ProcessFork {
+  /** The child, as the kernel saw it at the fork. */
+  task: TaskFacts;
+  parent_pid: number;
+  parent_start_time_us: number;
+}
+
 export interface ProcessExit {
   pid: number;
   tid: number;
@@ -65,6 +74,7 @@ export interface SensorStatus {
 export type RawPayload =
   | { 'netmon.raw.SocketEvent': SocketEvent }
   | { 'netmon.raw.ProcessExec': ProcessExec }
+  | { 'netmon.raw.ProcessFork': ProcessFork }
   | { 'netmon.raw.ProcessExit': ProcessExit }
   | { 'netmon.raw.SensorStatus': SensorStatus };
 
@@ -72,12 +82,14 @@ export type RawPayload =
 export type RawPayloadOf =
   | { kind: 'socket'; value: SocketEvent }
   | { kind: 'exec'; value: ProcessExec }
+  | { kind: 'fork'; value: ProcessFork }
   | { kind: 'exit'; value: ProcessExit }
   | { kind: 'status'; value: SensorStatus };
 
 const BRANCH_KIND = {
   'netmon.raw.SocketEvent': 'socket',
   'netmon.raw.ProcessExec': 'exec',
+  'netmon.raw.ProcessFork': 'fork',
   'netmon.raw.ProcessExit': 'exit',
   'netmon.raw.SensorStatus': 'status',
 } as const;

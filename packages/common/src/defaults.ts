@@ -17,3 +17,6 @@ export const DEFAULT_S3 = {
   secretAccessKey: 'netmon-secret-key',
   forcePathStyle: true,
 } as const;
+
+/** sensor.max_args_bytes: args kept per process (UTF-8 bytes, the "…" marker included). */
+export const DEFAULT_MAX_ARGS_BYTES = 4096;

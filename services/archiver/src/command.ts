@@ -5,7 +5,19 @@
 // 2 usage. A ConfigError is thrown for the caller to print (exit 78).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, type Logger, type NetmonConfig, createLogger, createS3Client, describeError, loadConfig } from '@netmon/common';
+import {
+  ConfigError,
+  type Logger,
+  type NetmonConfig,
+  UsageError,
+  checkedFlag,
+  createLogger,
+  createS3Client,
+  describeError,
+  loadConfig,
+  parseFlags,
+  stringFlag,
+} from '@netmon/common';
 import { Archiver } from './archiver';
 import { ArchiveQuery, cacheRoot, formatTable, syncArchive } from './query';
 import { ArchiveStore } from './store';
@@ -39,35 +51,50 @@ Options:
   --help           this text
 `;
 
-class UsageError extends Error {}
-
-interface Parsed {
-  flags: Map<string, string | true>;
-  positional: string[];
+export interface CommandIo {
+  out: { write(text: string): unknown };
+  err: { write(text: string): unknown };
 }
 
-function parseArgs(argv: string[], valued: string[], booleans: string[]): Parsed {
-  const flags = new Map<string, string | true>();
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-      if (booleans.includes(name)) {
-        flags.set(name, true);
-      } else if (valued.includes(name)) {
-        const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-        if (value === undefined) throw new UsageError(`--${name} needs a value`);
-        flags.set(name, value);
-      } else {
-        throw new UsageError(`unknown option ${a}`);
-      }
-    } else {
-      positional.push(a);
-    }
+export interface ArchiverArgs {
+  config?: string;
+}
+
+/** `netmon archiver` argv; undefined after writing the help to `out` for --help. Throws UsageError. */
+export function parseArchiverArgs(argv: string[], out: CommandIo['out'] = process.stdout): ArchiverArgs | undefined {
+  const flags = parseFlags(argv, { config: { type: 'string' } }, ARCHIVER_HELP, out);
+  if (!flags) return undefined;
+  if (flags.positionals.length > 0) throw new UsageError(`unexpected argument ${flags.positionals[0]}`);
+  return { config: stringFlag(flags, 'config') };
+}
+
+export interface QueryArgs {
+  /** the SQL argument, or the text of --file */
+  sql: string;
+  json: boolean;
+  /** 's3' (default) or a directory */
+  source: string;
+  config?: string;
+}
+
+/** `netmon query` argv (reads --file); undefined after writing the help to `out` for --help. Throws UsageError. */
+export function parseQueryArgs(argv: string[], out: CommandIo['out'] = process.stdout): QueryArgs | undefined {
+  const flags = parseFlags(
+    argv,
+    { json: { type: 'boolean' }, source: { type: 'string' }, file: { type: 'string' }, config: { type: 'string' } },
+    QUERY_HELP,
+    out,
+  );
+  if (!flags) return undefined;
+  let sql: string;
+  if (stringFlag(flags, 'file')) {
+    if (flags.positionals.length > 0) throw new UsageError('give the SQL or --file, not both');
+    sql = checkedFlag(flags, 'file', (file) => readFileSync(file, 'utf8'))!;
+  } else {
+    if (flags.positionals.length !== 1) throw new UsageError('expected one SQL argument (quote it)');
+    sql = flags.positionals[0]!;
   }
-  return { flags, positional };
+  return { sql, json: flags.values.json === true, source: stringFlag(flags, 'source') ?? 's3', config: stringFlag(flags, 'config') };
 }
 
 export interface ArchiverHandle {
@@ -89,19 +116,16 @@ export async function start(config: NetmonConfig, logger: Logger = createLogger(
 }
 
 export async function runArchiverCommand(argv: string[]): Promise<number> {
-  let parsed: Parsed;
+  let args: ArchiverArgs | undefined;
   try {
-    parsed = parseArgs(argv, ['config'], ['help']);
-    if (parsed.positional.length > 0) throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
+    args = parseArchiverArgs(argv);
   } catch (err) {
-    process.stderr.write(`netmon archiver: ${(err as Error).message}\n\n${ARCHIVER_HELP}`);
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`netmon archiver: ${err.reason}\n\n${ARCHIVER_HELP}`);
     return 2;
   }
-  if (parsed.flags.has('help')) {
-    process.stdout.write(ARCHIVER_HELP);
-    return 0;
-  }
-  const config = loadConfig(parsed.flags.get('config') as string | undefined);
+  if (!args) return 0; // --help
+  const config = loadConfig(args.config);
   const logger = createLogger('archiver', config.log.level);
   let handle: ArchiverHandle;
   try {
@@ -125,36 +149,20 @@ export async function runArchiverCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export interface CommandIo {
-  out: { write(text: string): unknown };
-  err: { write(text: string): unknown };
-}
-
 export async function runQueryCommand(argv: string[], io: CommandIo = { out: process.stdout, err: process.stderr }): Promise<number> {
-  let parsed: Parsed;
-  let sql: string;
+  let args: QueryArgs | undefined;
   try {
-    parsed = parseArgs(argv, ['config', 'source', 'file'], ['json', 'help']);
-    if (parsed.flags.has('help')) {
-      io.out.write(QUERY_HELP);
-      return 0;
-    }
-    const file = parsed.flags.get('file') as string | undefined;
-    if (file) {
-      if (parsed.positional.length > 0) throw new UsageError('give the SQL or --file, not both');
-      sql = readFileSync(file, 'utf8');
-    } else {
-      if (parsed.positional.length !== 1) throw new UsageError('expected one SQL argument (quote it)');
-      sql = parsed.positional[0]!;
-    }
+    args = parseQueryArgs(argv, io.out);
   } catch (err) {
-    io.err.write(`netmon query: ${(err as Error).message}\n\n${QUERY_HELP}`);
+    if (!(err instanceof UsageError)) throw err;
+    io.err.write(`netmon query: ${err.reason}\n\n${QUERY_HELP}`);
     return 2;
   }
-  const source = (parsed.flags.get('source') as string | undefined) ?? 's3';
+  if (!args) return 0; // --help
+  const { sql, source } = args;
   let dir: string;
   if (source === 's3') {
-    const config = loadConfig(parsed.flags.get('config') as string | undefined);
+    const config = loadConfig(args.config);
     const store = new ArchiveStore(createS3Client(config.s3), config.s3);
     dir = path.join(cacheRoot(), 'archive', config.s3.bucket, config.s3.prefix);
     try {
@@ -171,7 +179,7 @@ export async function runQueryCommand(argv: string[], io: CommandIo = { out: pro
   }
   const q = await ArchiveQuery.open(dir);
   try {
-    if (parsed.flags.has('json')) {
+    if (args.json) {
       const rows = await q.jsonRows(sql);
       if (rows.length > 0) io.out.write(`${rows.join('\n')}\n`);
     } else {

@@ -1,8 +1,8 @@
 // @netmon/sensor: kernel probes, their TypeScript API, and the sensor service.
 export * from './probe/index';
 export { runSensorCommand } from './service/command';
-export { batchToPayloads, kernelSource } from './service/kernel';
+export { kernelSource } from './service/kernel';
 export { type Sensor, type SensorOptions, startSensor } from './service/sensor';
-export type { KernelSource, StartSource, TimedPayload } from './service/source';
+export type { KernelSource, StartSource } from './service/source';
 export { type HostIdentity, hostIdentity } from './service/identity';
 export { snapshotProcess, snapshotProcesses } from './service/snapshot';

@@ -7,15 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import {
-  NetmonProbe,
-  ProbeArgumentError,
-  ProbeModeUnavailableError,
-  type ProbeEvent,
-  type SocketEvent,
-  runProbeCommand,
-  validateRingBufferBytes,
-} from '../src/index';
+import { NetmonProbe, ProbeArgumentError, ProbeModeUnavailableError, type TimedPayload, runProbeCommand, validateRingBufferBytes } from '../src/index';
 import { bpfUnavailable, resourceCounts, waitFor } from './probe-helpers';
 
 const unavailable = bpfUnavailable();
@@ -36,7 +28,10 @@ async function selfConnect(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-const isEstablish = (port: number) => (e: ProbeEvent) => e.kind === 'establish' && (e as SocketEvent).dport === port && e.task.pid === process.pid;
+const isEstablish =
+  (port: number) =>
+  ({ payload: p }: TimedPayload) =>
+    p.kind === 'socket' && p.value.kind === 'ESTABLISH' && p.value.dport === port && p.value.task.pid === process.pid;
 
 test('options are validated before anything is loaded', () => {
   for (const bad of [0, 1000, 4096 * 3, 2 ** 31, -4096, 1.5, Number.NaN]) {
@@ -91,8 +86,8 @@ test('forced modes the kernel lacks fail with a clear error; the others work', {
 });
 
 test('auto picks a mode that works, by feature probing, and says why', { skip: unavailable }, async (t) => {
-  const events: ProbeEvent[] = [];
-  const probe = NetmonProbe.start({ mode: 'auto', onEvents: (e) => events.push(...e) });
+  const events: TimedPayload[] = [];
+  const probe = NetmonProbe.start({ mode: 'auto', onPayloads: (e) => events.push(...e) });
   try {
     assert.ok(['fentry', 'kprobe', 'tracepoint'].includes(probe.mode));
     assert.match(probe.reason, /^auto: /);
@@ -107,8 +102,8 @@ test('auto picks a mode that works, by feature probing, and says why', { skip: u
 
 test('the bridge survives 20 start/stop cycles without leaking fds or threads', { skip: unavailable }, async () => {
   const cycle = async () => {
-    const events: ProbeEvent[] = [];
-    const probe = NetmonProbe.start({ mode: 'tracepoint', ringBufferBytes: 1 << 20, onEvents: (e) => events.push(...e) });
+    const events: TimedPayload[] = [];
+    const probe = NetmonProbe.start({ mode: 'tracepoint', ringBufferBytes: 1 << 20, onPayloads: (e) => events.push(...e) });
     const port = await selfConnect();
     await waitFor('establish', () => events.find(isEstablish(port)));
     const stopped = probe.stop();
@@ -128,8 +123,8 @@ test('the bridge survives 20 start/stop cycles without leaking fds or threads', 
 });
 
 test('nothing is delivered after stop; the rest of the ring is drained first', { skip: unavailable }, async () => {
-  const events: ProbeEvent[] = [];
-  const probe = NetmonProbe.start({ mode: 'tracepoint', onEvents: (e) => events.push(...e) });
+  const events: TimedPayload[] = [];
+  const probe = NetmonProbe.start({ mode: 'tracepoint', onPayloads: (e) => events.push(...e) });
   const port = await selfConnect();
   await probe.stop();
   assert.ok(events.find(isEstablish(port)), 'events before stop are delivered');
@@ -163,9 +158,11 @@ test('netmon probe prints JSON lines and the chosen mode', { skip: unavailable }
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const est = lines.find((l) => l.kind === 'establish' && l.pid === r.pid);
+  // The raw contract's payloads, as the sensor publishes them.
+  const est = lines.find((l) => l.record === 'socket' && l.kind === 'ESTABLISH' && (l.task as { pid: number }).pid === r.pid);
   assert.ok(est, 'establish line of the child');
   assert.match(String(est.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(est.family, 'INET');
   assert.equal(est.saddr, '127.0.0.1');
   assert.equal(typeof est.cookie, 'number');
   assert.equal(await runProbeCommand(['--mode', 'bogus']), 2);

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { type AttachMode, NetmonProbe, type ProbeEvent, ProbeError, type SocketEvent, type ExecEvent } from '../src/index';
+import type { ProcessExec, ProcessFork, SocketEvent } from '@netmon/common';
+import { type AttachMode, NetmonProbe, ProbeError, type TimedPayload } from '../src/index';
 
 export const NODE = fs.realpathSync(process.execPath);
 
@@ -20,21 +21,43 @@ export async function waitFor<T>(what: string, pred: () => T | undefined | false
   }
 }
 
-/** A running probe that keeps every event it delivers, in delivery order. */
+/** A socket record with its wall-clock time (µs) and place in delivery order. */
+export type SocketSeen = SocketEvent & { timeUs: number; index: number };
+
+/** A running probe that keeps every record it delivers, in delivery order. */
 export class Collector {
-  readonly events: ProbeEvent[] = [];
+  readonly records: TimedPayload[] = [];
   readonly probe: NetmonProbe;
 
-  constructor(mode: AttachMode = 'tracepoint') {
-    this.probe = NetmonProbe.start({ mode, onEvents: (evs) => this.events.push(...evs) });
+  constructor(mode: AttachMode = 'tracepoint', maxArgsBytes?: number) {
+    this.probe = NetmonProbe.start({ mode, maxArgsBytes, onPayloads: (batch) => this.records.push(...batch) });
   }
 
-  sockets(pid: number, kind?: SocketEvent['kind']): SocketEvent[] {
-    return this.events.filter((e): e is SocketEvent => e.kind !== 'exec' && e.kind !== 'exit' && e.task.pid === pid && (!kind || e.kind === kind));
+  sockets(pid: number, kind?: SocketEvent['kind']): SocketSeen[] {
+    const out: SocketSeen[] = [];
+    this.records.forEach(({ payload, timeUs }, index) => {
+      if (payload.kind === 'socket' && payload.value.task.pid === pid && (!kind || payload.value.kind === kind)) out.push({ ...payload.value, timeUs, index });
+    });
+    return out;
   }
 
-  exec(pid: number): ExecEvent | undefined {
-    return this.events.find((e): e is ExecEvent => e.kind === 'exec' && e.task.pid === pid);
+  /** Every socket record of a cookie. */
+  byCookie(cookie: number): SocketSeen[] {
+    const out: SocketSeen[] = [];
+    this.records.forEach(({ payload, timeUs }, index) => {
+      if (payload.kind === 'socket' && payload.value.cookie === cookie) out.push({ ...payload.value, timeUs, index });
+    });
+    return out;
+  }
+
+  exec(pid: number): (ProcessExec & { index: number }) | undefined {
+    const index = this.records.findIndex(({ payload }) => payload.kind === 'exec' && payload.value.task.pid === pid);
+    return index < 0 ? undefined : { ...(this.records[index]!.payload.value as ProcessExec), index };
+  }
+
+  fork(pid: number): ProcessFork | undefined {
+    for (const { payload } of this.records) if (payload.kind === 'fork' && payload.value.task.pid === pid) return payload.value;
+    return undefined;
   }
 
   stop(): Promise<void> {
@@ -137,11 +160,11 @@ export async function closedPort(host: string): Promise<number> {
   });
 }
 
-/** /proc/PID/stat starttime in ns since boot (tick resolution). */
-export function procStartNs(pid: number): number {
+/** /proc/PID/stat starttime in µs since boot (tick resolution). */
+export function procStartUs(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[19]) * 10_000_000; // USER_HZ = 100 on Linux
+  return Number(fields[19]) * 10_000; // USER_HZ = 100 on Linux
 }
 
 /** Open fds and threads of this process. */

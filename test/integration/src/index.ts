@@ -2,5 +2,5 @@ export * from './infra';
 export * from './wait';
 export * from './processes';
 export * from './topics';
-export { type LoggedConnection, eventsOf } from './traffic';
+export { type LoggedConnection, during, eventsOf } from './traffic';
 export * from './pipeline';

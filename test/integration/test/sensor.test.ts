@@ -16,7 +16,19 @@ import {
   unwrapPayload,
 } from '@netmon/common';
 import { startKafka, stopKafka } from '@netmon/cli';
-import { type Child, type LoggedConnection, createTopic, deleteTopics, readTopic, startChild, startNetmon, startTraffic, testKafka, waitUntil } from '../src';
+import {
+  type Child,
+  type LoggedConnection,
+  createTopic,
+  during,
+  deleteTopics,
+  readTopic,
+  startChild,
+  startNetmon,
+  startTraffic,
+  testKafka,
+  waitUntil,
+} from '../src';
 
 const kafka = testKafka();
 const topics: string[] = [];
@@ -51,7 +63,7 @@ function decodeAll(messages: { value: Buffer }[]): RawRecord[] {
 const sockets = (records: RawRecord[]) =>
   records.flatMap((r) => {
     const p = unwrapPayload(r.payload);
-    return p.kind === 'socket' ? [{ seq: r.seq, ...(p.value as SocketEvent) }] : [];
+    return p.kind === 'socket' ? [{ seq: r.seq, time_us: r.time_us, ...(p.value as SocketEvent) }] : [];
   });
 const lastStatus = (records: RawRecord[]): SensorStatus => {
   const all = records.flatMap((r) => {
@@ -63,16 +75,28 @@ const lastStatus = (records: RawRecord[]): SensorStatus => {
   return status;
 };
 
-/** Every logged connection has its Establish, Accept and both Closes. */
+/**
+ * Every logged connection has exactly one Establish (its pid, its client
+ * port, within its time window: the kernel reuses ephemeral ports), one
+ * Accept (the server end, dport = the client port), and one Close for each,
+ * paired by cookie.
+ */
 function assertConnectionsCaptured(records: RawRecord[], logged: LoggedConnection[]) {
   const events = sockets(records);
+  const byCookie = new Map<number, typeof events>();
+  for (const e of events) byCookie.set(e.cookie, [...(byCookie.get(e.cookie) ?? []), e]);
   for (const c of logged) {
-    const mine = events.filter((e) => e.task.pid === c.pid && (e.sport === c.sport || e.dport === c.sport));
-    const kinds = mine.map((e) => e.kind).sort();
-    assert.deepEqual(kinds, ['ACCEPT', 'CLOSE', 'CLOSE', 'ESTABLISH'], `connection from port ${c.sport}: ${JSON.stringify(kinds)}`);
-    const establish = mine.find((e) => e.kind === 'ESTABLISH')!;
-    assert.equal(formatAddress(establish.daddr), '127.0.0.1');
-    assert.equal(establish.dport, c.dport);
+    const open = events.filter((e) => e.task.pid === c.pid && e.kind !== 'CLOSE' && during(c, e.time_us / 1000));
+    const establish = open.filter((e) => e.kind === 'ESTABLISH' && e.sport === c.sport);
+    const accept = open.filter((e) => e.kind === 'ACCEPT' && e.dport === c.sport);
+    assert.equal(establish.length, 1, `Establish of the connection from port ${c.sport} at ${c.start}: ${establish.length}`);
+    assert.equal(accept.length, 1, `Accept of the connection from port ${c.sport} at ${c.start}: ${accept.length}`);
+    assert.equal(formatAddress(establish[0]!.daddr), '127.0.0.1');
+    assert.equal(establish[0]!.dport, c.dport);
+    for (const opened of [establish[0]!, accept[0]!]) {
+      const kinds = (byCookie.get(opened.cookie) ?? []).map((e) => e.kind).sort();
+      assert.deepEqual(kinds, [opened.kind, 'CLOSE'].sort(), `cookie ${opened.cookie} of port ${c.sport}: ${JSON.stringify(kinds)}`);
+    }
   }
 }
 
@@ -107,7 +131,7 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     assert.equal(await traffic.exited, 0);
     const logged = parseLog(traffic);
     assert.equal(logged.length, 20);
-    await new Promise((r) => setTimeout(r, 500)); // the last closes cross the ring buffer
+    // stop() drains the ring buffer: the closes of the exited traffic are in it
     assert.equal(await sensor.stop(), 0, sensor.stderr());
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0));
     for (const r of records) assert.equal(r.host_id, records[0]?.host_id);

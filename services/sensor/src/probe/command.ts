@@ -1,13 +1,15 @@
-// `netmon probe`: prints the decoded raw events as JSON lines on stdout, the
+// `netmon probe`: prints the kernel's records, as the raw contract's payloads
+// the sensor publishes, as JSON lines on stdout, the
 // chosen attach mode and its reason on stderr.
-import { eventToJson } from './decode';
+import { UsageError, checkedFlag, parseFlags, positiveNumberFlag } from '@netmon/common';
+import { payloadJson } from './records';
 import type { ProbeError } from './errors';
 import { ATTACH_MODES, type AttachMode, DEFAULT_RING_BUFFER_BYTES, NetmonProbe, validateMode, validateRingBufferBytes } from './probe';
 
 const USAGE = `usage: netmon probe [--mode ${ATTACH_MODES.join('|')}] [--duration S] [--ring-buffer-bytes N] [--help]
 
-Loads Netmon's kernel probes and prints every decoded event (establish, accept,
-close, exec, exit) as one JSON line on stdout until --duration seconds pass or
+Loads Netmon's kernel probes and prints every record as the sensor publishes it
+(socket establish/accept/close, exec, fork, exit) as one JSON line on stdout until --duration seconds pass or
 SIGINT/SIGTERM. The attach mode and why it was chosen go to stderr. Needs root
 (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN).
 
@@ -16,67 +18,37 @@ SIGINT/SIGTERM. The attach mode and why it was chosen go to stderr. Needs root
   --ring-buffer-bytes N  ring buffer size, power of 2 multiple of 4096 (default ${DEFAULT_RING_BUFFER_BYTES})
 `;
 
-interface ProbeArgs {
+export interface ProbeArgs {
   mode: AttachMode;
   durationS?: number;
   ringBufferBytes: number;
-  help: boolean;
 }
 
-function parseArgs(argv: string[]): ProbeArgs {
-  const out: ProbeArgs = { mode: 'auto', ringBufferBytes: DEFAULT_RING_BUFFER_BYTES, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i];
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const value = (): string => {
-      if (raw.startsWith('--') && eq > 0) return raw.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--help':
-      case '-h':
-        out.help = true;
-        break;
-      case '--mode':
-        out.mode = validateMode(value());
-        break;
-      case '--duration': {
-        const v = value();
-        const d = Number(v);
-        if (v.trim() === '' || !Number.isFinite(d) || d <= 0) throw new Error(`--duration must be a positive number of seconds, got ${v}`);
-        out.durationS = d;
-        break;
-      }
-      case '--ring-buffer-bytes': {
-        const v = value();
-        out.ringBufferBytes = validateRingBufferBytes(/^\d+$/.test(v) ? Number(v) : Number.NaN);
-        break;
-      }
-      default:
-        throw new Error(`unknown argument ${raw}`);
-    }
-  }
-  return out;
+/** `netmon probe` argv; undefined after printing the usage for --help. Throws UsageError naming the flag. */
+export function parseProbeArgs(argv: string[]): ProbeArgs | undefined {
+  const flags = parseFlags(argv, { mode: { type: 'string' }, duration: { type: 'string' }, 'ring-buffer-bytes': { type: 'string' } }, USAGE);
+  if (!flags) return undefined;
+  if (flags.positionals.length > 0) throw new UsageError(`unknown argument ${flags.positionals[0]}`);
+  return {
+    mode: checkedFlag(flags, 'mode', validateMode) ?? 'auto',
+    durationS: positiveNumberFlag(flags, 'duration'),
+    // Digits only ("1e6", "0x1000" are refused); anything else is passed as is for the message.
+    ringBufferBytes: checkedFlag(flags, 'ring-buffer-bytes', (v) => validateRingBufferBytes(/^\d+$/.test(v) ? Number(v) : v)) ?? DEFAULT_RING_BUFFER_BYTES,
+  };
 }
 
 /** Runs `netmon probe ARGV`; resolves to the process exit code. */
 export async function runProbeCommand(argv: string[]): Promise<number> {
-  let args: ProbeArgs;
+  let args: ProbeArgs | undefined;
   try {
-    args = parseArgs(argv);
+    args = parseProbeArgs(argv);
   } catch (err) {
-    process.stderr.write(`netmon probe: ${(err as Error).message}\n${USAGE}`);
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`netmon probe: ${err.reason}\n${USAGE}`);
     return 2;
   }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  if (!args) return 0; // --help
 
-  let offset = 0n;
   let broken = false;
   const out = process.stdout;
   out.on('error', () => {
@@ -87,10 +59,10 @@ export async function runProbeCommand(argv: string[]): Promise<number> {
     probe = NetmonProbe.start({
       mode: args.mode,
       ringBufferBytes: args.ringBufferBytes,
-      onEvents: (events) => {
-        if (broken || events.length === 0) return;
+      onPayloads: (payloads) => {
+        if (broken || payloads.length === 0) return;
         let text = '';
-        for (const ev of events) text += `${JSON.stringify(eventToJson(ev, offset))}\n`;
+        for (const p of payloads) text += `${JSON.stringify(payloadJson(p))}\n`;
         out.write(text);
       },
     });
@@ -99,7 +71,6 @@ export async function runProbeCommand(argv: string[]): Promise<number> {
     process.stderr.write(`netmon probe: ${e.message}\n`);
     return 1;
   }
-  offset = probe.clockOffsetNs;
   process.stderr.write(`netmon probe: mode ${probe.mode} (${probe.reason})\n`);
 
   await new Promise<void>((resolve) => {

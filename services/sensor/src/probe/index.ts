@@ -1,4 +1,5 @@
-export * from './decode';
+export * from './exec-facts';
+export * from './records';
 export * from './errors';
 export * from './layout';
 export { addonPath } from './native';

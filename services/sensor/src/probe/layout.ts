@@ -3,9 +3,9 @@
 // to the header that is not mirrored here fails the native build.
 
 export const COMM_LEN = 16;
-export const MAX_CGROUP_NAME = 128;
+export const MAX_CGROUP_PATH = 256;
 export const MAX_PATH = 512;
-export const MAX_ARGS = 1024;
+export const MAX_ARGS = 4096;
 
 /** enum netmon_kind */
 export const Kind = {
@@ -14,13 +14,14 @@ export const Kind = {
   CLOSE: 3,
   EXEC: 4,
   EXIT: 5,
+  FORK: 6,
 } as const;
-export const KIND_MAX = 6;
+export const KIND_MAX = 7;
 
 /** enum netmon_mode (0 = auto, chosen by the loader) */
 export const ModeCode = { auto: 0, fentry: 1, kprobe: 2, tracepoint: 3 } as const;
 
-export const SockFlag = { V4MAPPED: 0x1 } as const;
+export const SockFlag = { V4MAPPED: 0x1, UNTRACKED: 0x2 } as const;
 export const SecureExec = { SETUID: 0x1, SETGID: 0x2, FILE_CAPS: 0x4, FILELESS_EXEC: 0x8 } as const;
 export const ExecFlag = { ARGS_TRUNCATED: 0x1, PATH_TRUNCATED: 0x2 } as const;
 
@@ -32,7 +33,7 @@ export const HDR = { size: 16, ts_ns: 0, kind: 8, recsize: 10 } as const;
 
 /** struct netmon_task, relative to its start */
 export const TASK = {
-  size: 208,
+  size: 336,
   start_time_ns: 0,
   cgroup_id: 8,
   cap_inheritable: 16,
@@ -45,50 +46,28 @@ export const TASK = {
   euid: 56,
   auid: 60,
   comm: 64,
-  cgroup_name: 80,
+  cgroup_path: 80,
 } as const;
 
+/** struct netmon_tuple, relative to its start */
+export const TUPLE = { size: 40, saddr: 0, daddr: 16, sport: 32, dport: 34, family: 36, flags: 38, state: 39 } as const;
+
 /** struct netmon_sock_event */
-export const SOCK = {
-  size: 272,
-  task: 16,
-  saddr: 224,
-  daddr: 240,
-  cookie: 256,
-  sport: 264,
-  dport: 266,
-  family: 268,
-  flags: 270,
-  state: 271,
-} as const;
+export const SOCK = { size: 400, task: 16, tuple: 352, cookie: 392 } as const;
 
 /** struct netmon_exec_event */
 export const EXEC = {
-  size: 1768,
+  size: 4968,
   task: 16,
-  secureexec: 224,
-  args_len: 228,
-  flags: 230,
-  path: 232,
-  args: 744,
+  secureexec: 352,
+  args_len: 356,
+  flags: 358,
+  path: 360,
+  args: 872,
 } as const;
+
+/** struct netmon_fork_event */
+export const FORK = { size: 368, task: 16, parent_start_time_ns: 352, parent_pid: 360 } as const;
 
 /** struct netmon_exit_event */
 export const EXIT = { size: 40, start_time_ns: 16, pid: 24, tid: 28, exit_code: 32 } as const;
-
-/** TCP states (include/net/tcp_states.h) */
-export const TCP_STATES = [
-  '',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT1',
-  'FIN_WAIT2',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'CLOSING',
-  'NEW_SYN_RECV',
-] as const;

@@ -1,9 +1,9 @@
 // The probe API the sensor and the tests use: validated options, typed
 // events, lost counters, errors with their cause.
-import { type ProbeEvent, decodeBatch } from './decode';
 import { ProbeArgumentError, fromNative } from './errors';
 import { KIND_MAX, Kind, ModeCode } from './layout';
 import { type NativeProbe, loadAddon } from './native';
+import { type TimedPayload, decodeBatch } from './records';
 
 export const ATTACH_MODES = ['auto', 'fentry', 'kprobe', 'tracepoint'] as const;
 export type AttachMode = (typeof ATTACH_MODES)[number];
@@ -19,11 +19,13 @@ export interface ProbeOptions {
   mode?: AttachMode;
   /** ring buffer size: a power of 2 multiple of the page size; default 8 MiB */
   ringBufferBytes?: number;
-  /** decoded events, one call per batch (one batch per poll wake-up) */
-  onEvents?: (events: ProbeEvent[]) => void;
+  /** decoded records (the raw contract's payloads), one call per batch (one batch per poll wake-up) */
+  onPayloads?: (payloads: TimedPayload[]) => void;
+  /** sensor.max_args_bytes, for onPayloads (default 4096) */
+  maxArgsBytes?: number;
   /** the raw batch of packed records (layout.ts), before any decoding */
   onBatch?: (batch: Buffer) => void;
-  /** an exception thrown by onEvents/onBatch; without it, it is rethrown */
+  /** an exception thrown by onPayloads/onBatch; without it, it is rethrown */
   onError?: (err: unknown) => void;
 }
 
@@ -35,6 +37,7 @@ export interface LostCounters {
   close: number;
   exec: number;
   exit: number;
+  fork: number;
 }
 
 export function validateRingBufferBytes(n: unknown): number {
@@ -79,17 +82,18 @@ export class NetmonProbe {
   static start(opts: ProbeOptions = {}): NetmonProbe {
     const mode = validateMode(opts.mode ?? 'auto');
     const ring = validateRingBufferBytes(opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES);
-    const { onEvents, onBatch, onError } = opts;
+    const { onPayloads, onBatch, onError, maxArgsBytes } = opts;
     const addon = loadAddon();
     const native = new addon.Probe();
     let resolveClosed!: () => void;
     const closed = new Promise<void>((r) => {
       resolveClosed = r;
     });
+    let clockOffsetNs = 0;
     const handle = (buf: Buffer): void => {
       try {
         onBatch?.(buf);
-        if (onEvents) onEvents(decodeBatch(buf));
+        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, maxArgsBytes }));
       } catch (err) {
         if (onError) onError(err);
         else
@@ -104,7 +108,10 @@ export class NetmonProbe {
     } catch (err) {
       throw fromNative(err);
     }
-    return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, addon.clockOffsetNs(), closed);
+    // Batches arrive through the event loop, so never before this line runs.
+    const offset = addon.clockOffsetNs();
+    clockOffsetNs = Number(offset);
+    return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, offset, closed);
   }
 
   /** Failed ring buffer reserves so far (summed over CPUs). */
@@ -120,6 +127,7 @@ export class NetmonProbe {
       close: at(Kind.CLOSE),
       exec: at(Kind.EXEC),
       exit: at(Kind.EXIT),
+      fork: at(Kind.FORK),
     };
   }
 

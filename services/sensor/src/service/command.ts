@@ -20,7 +20,7 @@ export async function runSensorCommand(argv: string[]): Promise<number> {
   const config = loadConfig(stringFlag(flags, 'config'));
   const logger = createLogger('sensor', config.log.level);
   const sensor = await startSensor(config, logger, {
-    startSource: kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes }),
+    startSource: kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes }),
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -144,7 +144,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
   });
   log.info({ mode: source.mode, reason: source.reason }, 'probes attached');
   if (opts.snapshot !== false) {
-    const processes = snapshotProcesses(opts.procDir);
+    const processes = snapshotProcesses(opts.procDir, config.sensor.maxArgsBytes);
     const at = nowUs();
     publish(processes.map((value) => ({ payload: { kind: 'exec', value } satisfies RawPayloadOf, timeUs: at })));
     if (processes.unreadable)

@@ -1,11 +1,8 @@
 // The processes already running when the sensor starts, read from /proc, as
 // ProcessExec records with snapshot: true, so their connections are attributed.
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import type { ProcessExec, SecureExecFlag } from '@netmon/common';
-
-/** USER_HZ: /proc/PID/stat counts start time in these ticks. */
-const CLOCK_TICKS_PER_S = 100;
-const US_PER_TICK = 1_000_000 / CLOCK_TICKS_PER_S;
+import { DEFAULT_MAX_ARGS_BYTES, type ProcessExec, type SecureExecFlag } from '@netmon/common';
+import { US_PER_TICK, limitArgs, parseStartTicks, splitArgs } from '../probe/exec-facts';
 
 export function parseStatus(text: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -14,13 +11,6 @@ export function parseStatus(text: string): Map<string, string> {
     if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
   }
   return fields;
-}
-
-/** Field 22 of /proc/PID/stat (start time in ticks); comm may hold spaces and parens. */
-export function parseStartTicks(stat: string): number {
-  const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // afterComm[0] is field 3 (state), so field 22 is index 19.
-  return Number(afterComm[19]);
 }
 
 /** The cgroup v2 path (`0::/path`), or the first hierarchy's on v1. */
@@ -33,7 +23,7 @@ export function parseCgroup(text: string): string {
 const hexCaps = (value: string | undefined) => Number.parseInt(value ?? '0', 16);
 
 /** One process's snapshot record, or undefined if it vanished or is a kernel thread. */
-export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | undefined {
+export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES): ProcessExec | undefined {
   const dir = `${proc}/${pid}`;
   try {
     const status = parseStatus(readFileSync(`${dir}/status`, 'utf8'));
@@ -52,7 +42,7 @@ export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | unde
     try {
       auid = Number(readFileSync(`${dir}/loginuid`, 'utf8'));
     } catch {}
-    const args = cmdline.toString('utf8').replace(/\0$/, '').split('\0').slice(1);
+    const args = limitArgs(splitArgs(cmdline).slice(1), maxArgsBytes, false);
     const secureexec: SecureExecFlag[] = [];
     if (uid !== euid) secureexec.push('SETUID');
     if (gid !== egid) secureexec.push('SETGID');
@@ -78,8 +68,8 @@ export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | unde
       },
       snapshot: true,
       binary_path: exe.replace(/ \(deleted\)$/, ''),
-      args,
-      args_truncated: false,
+      args: args.args,
+      args_truncated: args.truncated,
       secureexec,
     };
   } catch (err) {
@@ -89,13 +79,13 @@ export function snapshotProcess(pid: number, proc = '/proc'): ProcessExec | unde
 }
 
 /** Every running user-space process, and how many could not be read. */
-export function snapshotProcesses(proc = '/proc'): ProcessExec[] & { unreadable?: number } {
+export function snapshotProcesses(proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES): ProcessExec[] & { unreadable?: number } {
   const out: ProcessExec[] & { unreadable?: number } = [];
   let unreadable = 0;
   for (const name of readdirSync(proc)) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const p = snapshotProcess(Number(name), proc);
+      const p = snapshotProcess(Number(name), proc, maxArgsBytes);
       if (p) out.push(p);
     } catch {
       unreadable++; // EACCES without CAP_SYS_PTRACE: counted and logged by the caller

@@ -1,12 +1,8 @@
 // Where the sensor's payloads come from: the kernel probes, or (benchmarks)
 // a synthetic generator through the same code path.
-import type { RawPayloadOf } from '@netmon/common';
+import type { TimedPayload } from '../probe/records';
 
-export interface TimedPayload {
-  payload: RawPayloadOf;
-  /** Wall-clock time of the fact, µs since the Unix epoch. */
-  timeUs: number;
-}
+export type { TimedPayload };
 
 export interface KernelSource {
   /** Attach mode in use and why, for the log. */

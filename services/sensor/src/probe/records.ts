@@ -1,0 +1,180 @@
+// The one decoder of the kernel's records (layout.ts) into the raw contract's
+// payloads (schemas/avro/raw-record.avsc): the sensor publishes them and
+// `netmon probe` prints them. Addresses stay bytes, the enricher formats them.
+import {
+  DEFAULT_MAX_ARGS_BYTES,
+  type ProcessExec,
+  type ProcessExit,
+  type ProcessFork,
+  type RawPayloadOf,
+  type SecureExecFlag,
+  type SocketEvent,
+  type TaskFacts,
+  formatAddress,
+} from '@netmon/common';
+import { commandLineArgs, executablePath, limitArgs, splitArgs } from './exec-facts';
+import { AF_INET, COMM_LEN, EXEC, EXIT, ExecFlag, FORK, HDR, Kind, MAX_CGROUP_PATH, MAX_PATH, SOCK, SecureExec, TASK, TUPLE } from './layout';
+
+/** A contract payload with the wall-clock time of its fact. */
+export interface TimedPayload {
+  payload: RawPayloadOf;
+  /** Wall-clock time of the fact, µs since the Unix epoch. */
+  timeUs: number;
+}
+
+export interface DecodeOptions {
+  /** CLOCK_REALTIME - CLOCK_BOOTTIME, ns (the probe's clockOffsetNs). */
+  clockOffsetNs: number;
+  /** sensor.max_args_bytes */
+  maxArgsBytes?: number;
+  /** Where cut paths and args are completed from; tests pass a fake one. */
+  proc?: string;
+}
+
+export function cstr(buf: Buffer, start: number, len: number): string {
+  let end = start;
+  const limit = start + len;
+  while (end < limit && buf[end] !== 0) end++;
+  return end === start ? '' : buf.toString('utf8', start, end);
+}
+
+/**
+ * u64 as a number: exact below 2^53, which cookies, cgroup ids and capability
+ * masks stay under; boot-time nanoseconds pass it after 104 days of uptime and
+ * then round to a few tens of ns (the same value always rounds the same way).
+ */
+export function u64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at + 4) * 4294967296 + buf.readUInt32LE(at);
+}
+
+function flagNames<T extends string>(bits: number, table: Record<T, number>): T[] {
+  return (Object.keys(table) as T[]).filter((k) => (bits & table[k]) !== 0);
+}
+
+function readTask(buf: Buffer, base: number, tsNs: number): TaskFacts {
+  return {
+    pid: buf.readUInt32LE(base + TASK.pid),
+    tid: buf.readUInt32LE(base + TASK.tid),
+    ppid: buf.readUInt32LE(base + TASK.ppid),
+    uid: buf.readUInt32LE(base + TASK.uid),
+    euid: buf.readUInt32LE(base + TASK.euid),
+    auid: buf.readUInt32LE(base + TASK.auid),
+    cap_inheritable: u64(buf, base + TASK.cap_inheritable),
+    cap_permitted: u64(buf, base + TASK.cap_permitted),
+    cap_effective: u64(buf, base + TASK.cap_effective),
+    comm: cstr(buf, base + TASK.comm, COMM_LEN),
+    cgroup_id: u64(buf, base + TASK.cgroup_id),
+    cgroup_path: cstr(buf, base + TASK.cgroup_path, MAX_CGROUP_PATH),
+    start_time_us: Math.floor(u64(buf, base + TASK.start_time_ns) / 1000),
+    ktime_us: Math.floor(tsNs / 1000),
+  };
+}
+
+const SOCKET_KIND = { [Kind.ESTABLISH]: 'ESTABLISH', [Kind.ACCEPT]: 'ACCEPT', [Kind.CLOSE]: 'CLOSE' } as const;
+
+function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: number): SocketEvent {
+  const tuple = off + SOCK.tuple;
+  // The kernel gives IPv4-mapped sockets as AF_INET already.
+  const inet = buf.readUInt16LE(tuple + TUPLE.family) === AF_INET;
+  const len = inet ? 4 : 16;
+  return {
+    kind,
+    task: readTask(buf, off + SOCK.task, tsNs),
+    family: inet ? 'INET' : 'INET6',
+    saddr: buf.subarray(tuple + TUPLE.saddr, tuple + TUPLE.saddr + len),
+    daddr: buf.subarray(tuple + TUPLE.daddr, tuple + TUPLE.daddr + len),
+    sport: buf.readUInt16LE(tuple + TUPLE.sport),
+    dport: buf.readUInt16LE(tuple + TUPLE.dport),
+    cookie: u64(buf, off + SOCK.cookie),
+  };
+}
+
+function execEvent(buf: Buffer, off: number, tsNs: number, options: DecodeOptions): ProcessExec {
+  const task = readTask(buf, off + EXEC.task, tsNs);
+  const flags = buf[off + EXEC.flags]!;
+  const proc = options.proc ?? '/proc';
+  const maxArgsBytes = options.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES;
+  // A path the kernel could not copy whole would match the wrong prefix rule.
+  const binaryPath = flags & ExecFlag.PATH_TRUNCATED ? executablePath(proc, task.pid, task.start_time_us) : cstr(buf, off + EXEC.path, MAX_PATH);
+  const argsLen = buf.readUInt16LE(off + EXEC.args_len);
+  let args = splitArgs(buf.subarray(off + EXEC.args, off + EXEC.args + argsLen));
+  let cut = (flags & ExecFlag.ARGS_TRUNCATED) !== 0;
+  if (cut && argsLen < maxArgsBytes) {
+    const whole = commandLineArgs(proc, task.pid, task.start_time_us);
+    if (whole !== undefined) {
+      args = whole;
+      cut = false;
+    }
+  }
+  const limited = limitArgs(args, maxArgsBytes, cut);
+  return {
+    task,
+    snapshot: false,
+    binary_path: binaryPath,
+    args: limited.args,
+    args_truncated: limited.truncated,
+    secureexec: flagNames<SecureExecFlag>(buf.readUInt32LE(off + EXEC.secureexec), SecureExec),
+  };
+}
+
+function forkEvent(buf: Buffer, off: number, tsNs: number): ProcessFork {
+  return {
+    task: readTask(buf, off + FORK.task, tsNs),
+    parent_pid: buf.readUInt32LE(off + FORK.parent_pid),
+    parent_start_time_us: Math.floor(u64(buf, off + FORK.parent_start_time_ns) / 1000),
+  };
+}
+
+function exitEvent(buf: Buffer, off: number): ProcessExit {
+  return {
+    pid: buf.readUInt32LE(off + EXIT.pid),
+    tid: buf.readUInt32LE(off + EXIT.tid),
+    start_time_us: Math.floor(u64(buf, off + EXIT.start_time_ns) / 1000),
+    exit_code: buf.readUInt32LE(off + EXIT.exit_code),
+  };
+}
+
+/** The payload of one record at `off`; undefined for a kind this decoder does not know. */
+function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, options: DecodeOptions): RawPayloadOf | undefined {
+  const socketKind = SOCKET_KIND[kind as keyof typeof SOCKET_KIND];
+  if (socketKind) return { kind: 'socket', value: socketEvent(buf, off, socketKind, tsNs) };
+  if (kind === Kind.EXEC) return { kind: 'exec', value: execEvent(buf, off, tsNs, options) };
+  if (kind === Kind.FORK) return { kind: 'fork', value: forkEvent(buf, off, tsNs) };
+  if (kind === Kind.EXIT) return { kind: 'exit', value: exitEvent(buf, off) };
+  return undefined;
+}
+
+/** One batch of packed records (each starts with its size) → payloads with wall-clock times. */
+export function decodeBatch(buf: Buffer, options: DecodeOptions): TimedPayload[] {
+  const out: TimedPayload[] = [];
+  for (let off = 0; off + HDR.size <= buf.length; ) {
+    const size = buf.readUInt16LE(off + HDR.recsize);
+    if (size < HDR.size || off + size > buf.length) break; // torn batch: never expected
+    const tsNs = u64(buf, off + HDR.ts_ns);
+    const payload = decodeRecord(buf, off, buf.readUInt16LE(off + HDR.kind), tsNs, options);
+    if (payload) out.push({ payload, timeUs: Math.floor((tsNs + options.clockOffsetNs) / 1000) });
+    off += size;
+  }
+  return out;
+}
+
+/** Number of records in a batch without decoding them. */
+export function countRecords(buf: Buffer): number {
+  let n = 0;
+  for (let off = 0; off + HDR.size <= buf.length; n++) {
+    const size = buf.readUInt16LE(off + HDR.recsize);
+    if (size < HDR.size) break;
+    off += size;
+  }
+  return n;
+}
+
+/**
+ * The JSON line `netmon probe` prints: the payload as the raw contract has
+ * it, addresses as text, with its kind and time.
+ */
+export function payloadJson({ payload, timeUs }: TimedPayload): Record<string, unknown> {
+  const value =
+    payload.kind === 'socket' ? { ...payload.value, saddr: formatAddress(payload.value.saddr), daddr: formatAddress(payload.value.daddr) } : payload.value;
+  return { record: payload.kind, timestamp: new Date(Math.floor(timeUs / 1000)).toISOString(), time_us: timeUs, ...value };
+}
