@@ -16,6 +16,12 @@ export function enricherMetrics(registry: Registry) {
       registers,
     }),
     statusRecords: new Counter({ name: 'netmon_enricher_sensor_status_total', help: 'SensorStatus records read', registers }),
+    processRecords: new Counter({
+      name: 'netmon_enricher_process_records_total',
+      help: 'Process records read, by kind: exec (and snapshot), fork (a new process running its parent program), exit',
+      labelNames: ['kind'],
+      registers,
+    }),
     commits: new Counter({ name: 'netmon_enricher_commits_total', help: 'Transactions (or offset commits) done', registers }),
     commitFailures: new Counter({ name: 'netmon_enricher_commit_failures_total', help: 'Transactions aborted or failed', registers }),
     restores: new Counter({ name: 'netmon_enricher_state_restores_total', help: 'Partitions restored from the changelog', registers }),

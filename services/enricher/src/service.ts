@@ -14,6 +14,11 @@
 // At least once (false): one idempotent producer; events, dead letters and
 // changelog are sent, then the offsets committed.
 //
+// Bad records: a message that does not decode, or a record that breaks the
+// contract (ContractError from push) or whose enrichment throws anyway, is
+// dead-lettered, counted (netmon_enricher_dlq_total{reason}) and logged once
+// per reason; it never stops the consumer.
+//
 // Offsets: a partition's committed offset is its oldest record still held
 // (waiting for a process record) or the next one. Records of other hosts
 // after that offset may have gone out already: each host's done offset is in
@@ -38,7 +43,7 @@ import {
 } from '@netmon/common';
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, Message, Producer, TopicMessages } from 'kafkajs';
 import { enricherSettings, type EnricherSettings } from './config';
-import { ContractError, Enricher, type EnricherCounters, type TableOptions, zeroCounters } from './lib';
+import { ContractError, Enricher, type EnricherCounters, type EnrichError, RejectTally, type TableOptions, zeroCounters } from './lib';
 import { type EnricherMetrics, enricherMetrics } from './metrics';
 import { StateReader, changeMessage, doneMessage } from './state';
 
@@ -109,6 +114,8 @@ class EnricherService implements EnricherHandle {
   private readonly rawCodec = rawRecordCodec();
   private readonly eventCodec = networkEventCodec();
   private readonly hostKeys = new Map<string, Buffer>();
+  /** Dead letters by reason: the first of each is logged. */
+  private readonly rejects = new RejectTally();
   private sharedProducer: Producer | null = null;
   private server: MetricsServer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -285,7 +292,28 @@ class EnricherService implements EnricherHandle {
       { processWaitMs: config.enricher.processWaitMs, filter: config.processFilter, ...table },
       {
         event: (ev: NetworkEvent, hostId: string) => {
-          st.events.push({ key: this.hostKey(hostId), value: codec.encode(ev) });
+          let value: Buffer;
+          try {
+            value = codec.encode(ev);
+          } catch (err) {
+            // Not an event of the contract: the event itself is the dead letter.
+            const { run_id, seq } = ev.source;
+            this.deadLetter(st, Buffer.from(JSON.stringify(ev)), 'encode', `event of run ${run_id} seq ${seq}: ${describeError(err)}`, st.lastRead);
+            return;
+          }
+          st.events.push({ key: this.hostKey(hostId), value });
+        },
+        rejected: (record: RawRecord, position: number, err: EnrichError) => {
+          // Possibly a record held since an earlier batch: its message may be
+          // gone, so the record alone is the dead letter.
+          let value: Buffer;
+          try {
+            value = this.rawCodec.encode(record);
+          } catch {
+            value = Buffer.alloc(0);
+          }
+          const offset = Math.floor(position / RECORDS_PER_MESSAGE);
+          this.deadLetter(st, value, err.reason, `record ${position % RECORDS_PER_MESSAGE}: ${err.message}`, offset);
         },
         status: (record: RawRecord, s: SensorStatus) => {
           const host = record.hostname || record.host_id;
@@ -420,8 +448,11 @@ class EnricherService implements EnricherHandle {
           try {
             enricher.push(record, position, now);
           } catch (err) {
-            if (!(err instanceof ContractError)) throw err;
-            this.deadLetter(st, m.value, err.reason, `record ${i}: ${err.message}`, offset, m.headers);
+            // A record that breaks the contract, for whatever reason, or
+            // anything else thrown while enriching it: one record must not
+            // stop the consumer (a rethrow would crash it on every retry).
+            const reason = err instanceof ContractError ? err.reason : 'enrich';
+            this.deadLetter(st, m.value, reason, `record ${i}: ${describeError(err)}`, offset, m.headers);
           }
         }
       }
@@ -435,7 +466,13 @@ class EnricherService implements EnricherHandle {
 
   private deadLetter(st: PartitionState, value: Buffer, reason: string, detail: string, offset: number, original?: IHeaders): void {
     this.metrics.dlq.inc({ reason });
-    this.logger.warn({ partition: st.partition, offset, reason, detail }, 'record dead-lettered');
+    // Once per reason: a flood of bad records must not flood the log.
+    if (this.rejects.add(`${reason}: ${detail}`)) {
+      this.logger.warn(
+        { partition: st.partition, offset, reason, detail },
+        'record dead-lettered (logged once per reason; netmon_enricher_dlq_total counts them all)',
+      );
+    }
     const headers: IHeaders = {
       ...original,
       [DLQ_HEADERS.reason]: reason,
@@ -505,6 +542,9 @@ class EnricherService implements EnricherHandle {
     this.metrics.waited.inc(c.waited - s.waited);
     this.metrics.unknown.inc(c.unknown - s.unknown);
     this.metrics.statusRecords.inc(c.status - s.status);
+    this.metrics.processRecords.inc({ kind: 'exec' }, c.exec - s.exec);
+    this.metrics.processRecords.inc({ kind: 'fork' }, c.fork - s.fork);
+    this.metrics.processRecords.inc({ kind: 'exit' }, c.exit - s.exit);
     Object.assign(s, c);
   }
 
@@ -546,11 +586,11 @@ class EnricherService implements EnricherHandle {
       evicted += st.enricher.table.evicted;
       const deadline = st.enricher.nextDeadline();
       if (deadline === undefined || deadline > now || st.generation !== this.generation) continue;
-      void this.withLock(st, async () => {
+      this.withLock(st, async () => {
         if (this.partitions.get(st.partition) !== st || st.generation !== this.generation) return;
         st.enricher.expire(Date.now());
         await this.flush(st);
-      });
+      }).catch((err: unknown) => this.logger.error({ partition: st.partition, err: describeError(err) }, 'deadline flush failed'));
     }
     this.metrics.tableSize.set(size);
     this.metrics.held.set(held);

@@ -22,7 +22,7 @@ import {
 } from '@netmon/common';
 import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
 import { Enricher, start } from '../src';
-import { exec, socket, status, task } from './helpers';
+import { exec, fork, socket, status, task } from './helpers';
 
 /**
  * `npm run test:unit` runs every compiled test of the package without a
@@ -271,6 +271,65 @@ test('garbage bytes → DLQ with the original bytes and headers; the next record
   assert.deepEqual(rawRecordCodec().decode(dl[1]!.value).seq, 0);
   const want = expected(records);
   assertExactly(await env.events().waitFor(want.length), want);
+  await handle.stop();
+});
+
+test('fork children carry their parent program; a flood of bad records is dead-lettered, logged once; a restart keeps fork entries', async () => {
+  const env = await environment('fork', { partitions: 1, processWaitMs: 500 });
+  const lines: string[] = [];
+  const capture = createLogger('enricher-test', 'warn', { write: (line: string) => void lines.push(line) });
+  let handle = await start(env.config, capture, { metrics: false });
+  cleanups.push(() => handle.stop());
+  const h = HOSTS[2]!;
+  const at = (seq: number) => ({ ...h, seq, time_us: 1748685951282000 + seq * 1000 });
+  const master = task(100, 1_000_000, { comm: 'nginx', uid: 0, euid: 0, ktime_us: 1_000_000 });
+  const worker = task(101, 9_000_000, { comm: 'nginx', ppid: 100, uid: 33, euid: 33, ktime_us: 9_000_000 });
+  const java = task(102, 9_500_000, { comm: 'java', ktime_us: 9_500_000 });
+  const javaExec = exec(java, '/usr/bin/java', ['-cp', 'a.jar:b'], [], false, at(205));
+  (javaExec.payload as { 'netmon.raw.ProcessExec': { args_truncated: boolean } })['netmon.raw.ProcessExec'].args_truncated = true;
+  const bad = Array.from({ length: 200 }, (_, i) =>
+    socket({ ...worker, ktime_us: 9_000_100 }, 'ESTABLISH', at(3 + i), {
+      family: 'INET6',
+      saddr: Buffer.from([10, 0, 0, 1]),
+      daddr: Buffer.from([10, 0, 0, i]),
+    }),
+  );
+  await env.produce([
+    exec(master, '/usr/sbin/nginx', ['-g', 'daemon off;'], ['SETUID'], false, at(0)),
+    socket({ ...worker, ktime_us: 9_000_050 }, 'ACCEPT', at(1)), // before its fork record: waits for it
+    fork(worker, 100, 1_000_000, at(2)),
+    ...bad,
+    socket({ ...worker, ktime_us: 9_000_200 }, 'CLOSE', at(204)),
+    javaExec,
+    socket({ ...java, ktime_us: 9_500_100 }, 'ESTABLISH', at(206)),
+  ]);
+  const got = await env.events().waitFor(3);
+  assert.deepEqual(
+    got.map((e) => [e.source.seq, e.process.pid, e.process.uid, e.process.filename, e.process.binary_path, e.process.args, e.process.secureexec]),
+    [
+      [1, 101, 33, 'nginx', '/usr/sbin/nginx', '-g daemon off;', 'SETUID'],
+      [204, 101, 33, 'nginx', '/usr/sbin/nginx', '-g daemon off;', 'SETUID'],
+      [206, 102, 1000, 'java', '/usr/bin/java', '-cp a.jar:b\u2026', ''],
+    ],
+  );
+  const dl = await env.dlq().waitFor(200);
+  assert.ok(dl.every((d) => String(d.headers[DLQ_HEADERS.reason]) === 'contract'));
+  assert.match(String(dl[0]!.headers[DLQ_HEADERS.detail]), /INET6 addresses of 4 and 4 bytes, expected 16/);
+  await waitUntil('the counters', () => handle.counters().fork === 1 && handle.counters().rejected === 200);
+  const logged = lines.filter((l) => l.includes('record dead-lettered'));
+  assert.equal(logged.length, 1, 'one log line for 200 records of one reason');
+  assert.match(logged[0]!, /INET6 addresses of 4 and 4 bytes, expected 16/);
+  await handle.stop();
+
+  // A new instance restores the table from the changelog: the worker is
+  // still known (no wait, its parent program), its parent's exec long gone.
+  handle = await start(env.config, logger, { metrics: false });
+  cleanups.push(() => handle.stop());
+  await env.produce([socket({ ...worker, ktime_us: 9_900_000 }, 'CLOSE', at(300))]);
+  const after = await env.events().waitFor(4);
+  assert.deepEqual([after[3]!.source.seq, after[3]!.process.binary_path], [300, '/usr/sbin/nginx']);
+  assert.equal(handle.counters().unknown, 0);
+  assert.equal(handle.counters().waited, 0);
   await handle.stop();
 });
 

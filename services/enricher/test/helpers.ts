@@ -1,5 +1,5 @@
 // Builders of typed raw records for the tests.
-import type { ProcessExec, RawRecord, SecureExecFlag, SocketEvent, SocketEventKind, TaskFacts } from '@netmon/common';
+import type { ProcessExec, ProcessFork, RawRecord, SecureExecFlag, SocketEvent, SocketEventKind, TaskFacts } from '@netmon/common';
 
 export const HOST = { id: '4c4c4544004e3510804bb4c04f4a3332', hostname: 'web-17' };
 const RUN = '0b6f2c1e-6a53-4c6e-9d36-1d0f0f5a7c11';
@@ -42,6 +42,12 @@ export function exec(
 ): RawRecord {
   const value: ProcessExec = { task: t, snapshot, binary_path: binaryPath, args, args_truncated: false, secureexec };
   return record({ 'netmon.raw.ProcessExec': value }, over);
+}
+
+/** A fork record: `child` (its own task) forked by the process (parentPid, parentStartUs). */
+export function fork(child: TaskFacts, parentPid: number, parentStartUs: number, over: Partial<RawRecord> = {}): RawRecord {
+  const value: ProcessFork = { task: child, parent_pid: parentPid, parent_start_time_us: parentStartUs };
+  return record({ 'netmon.raw.ProcessFork': value }, over);
 }
 
 export function exit(pid: number, startTimeUs: number, over: Partial<RawRecord> = {}): RawRecord {

@@ -13,6 +13,16 @@
 // (filename from comm, empty path/args/secureexec) and a placeholder entry
 // remembers the process, so its next records do not wait again.
 //
+// Fork without exec. A fork record gives the child (its own pid and start
+// time) its parent's program facts, so a pre-fork server's workers carry the
+// server's binary; a later exec of the child replaces them. It resolves the
+// child's waiting records like an exec record does.
+//
+// Bad records. push() refuses a record that breaks the contract with a
+// ContractError before any change (the caller dead-letters or skips it); a
+// record whose enrichment fails anyway (a bug) goes out without an event,
+// reported to sink.rejected: no single record stops the stream.
+//
 // Positions. The caller learns, per host, the position up to which every
 // record of the host has been handled (`takeDone`), and the oldest position
 // still held (`oldestHeld`): a consumer commits up to the latter and, after a
@@ -24,16 +34,17 @@ import {
   type NetworkEvent,
   type ProcessExec,
   type ProcessExit,
+  type ProcessFork,
   type ProcessFilter,
   type RawPayload,
   type RawPayloadOf,
   type RawRecord,
   type SensorStatus,
   type SocketEvent,
-  unwrapPayload,
+  describeError,
 } from '@netmon/common';
 import { ContainerIdCache } from './container';
-import { buildEvent } from './event';
+import { EVENT_TYPE, buildEvent } from './event';
 import { type FilterSubject, type ProcessPredicate, compileFilter } from './filter';
 import { type HostTable, type ProcEntry, ProcessTable, type TableOptions, startTicks } from './process-table';
 
@@ -42,11 +53,21 @@ export class ContractError extends NetmonError {
   readonly reason = 'contract';
 }
 
+/** A record the checks let through but whose enrichment failed (a bug): skipped. */
+export class EnrichError extends NetmonError {
+  readonly reason = 'enrich';
+}
+
 export interface EnricherSink {
   /** An event that passed the filter, in its host's order. */
   event(event: NetworkEvent, hostId: string): void;
   /** A sensor status record (not an event). */
   status?(record: RawRecord, status: SensorStatus): void;
+  /**
+   * A record accepted by push() whose enrichment failed: it goes out without
+   * an event (counted in `rejected`), and the stream goes on.
+   */
+  rejected?(record: RawRecord, position: number, error: EnrichError): void;
 }
 
 export interface EnricherOptions extends Partial<TableOptions> {
@@ -62,6 +83,8 @@ export interface EnricherCounters {
   records: number;
   socket: number;
   exec: number;
+  /** Fork records (a new process running its parent's program). */
+  fork: number;
   exit: number;
   status: number;
   /** Events out (passed the filter). */
@@ -75,10 +98,26 @@ export interface EnricherCounters {
   unknown: number;
   /** Records a sensor sent twice (same run, sequence number not above the last). */
   duplicates: number;
+  /** Records refused by push() (ContractError) or whose enrichment failed (EnrichError). */
+  rejected: number;
 }
 
 export function zeroCounters(): EnricherCounters {
-  return { records: 0, socket: 0, exec: 0, exit: 0, status: 0, out: 0, filtered: 0, waited: 0, waitResolved: 0, unknown: 0, duplicates: 0 };
+  return {
+    records: 0,
+    socket: 0,
+    exec: 0,
+    fork: 0,
+    exit: 0,
+    status: 0,
+    out: 0,
+    filtered: 0,
+    waited: 0,
+    waitResolved: 0,
+    unknown: 0,
+    duplicates: 0,
+    rejected: 0,
+  };
 }
 
 /** A record held in its host's queue. */
@@ -156,16 +195,22 @@ export class Enricher {
    * throws ContractError.
    */
   static validate(record: RawRecord): void {
-    checkRecord(record, unwrapPayload(record.payload));
+    checked(record);
   }
 
   /**
    * Feeds one record at `position` (increasing) at processing time `nowMs`.
-   * Throws ContractError, before any change, for a record that breaks the contract.
+   * Throws ContractError, before any change (but counters.rejected), for a
+   * record that breaks the contract, whatever is wrong with it.
    */
   push(record: RawRecord, position: number, nowMs: number): void {
-    const payload = unwrap(record.payload);
-    checkRecord(record, payload);
+    let payload: RawPayloadOf;
+    try {
+      payload = checked(record);
+    } catch (err) {
+      this.counters.rejected++;
+      throw err;
+    }
     this.counters.records++;
     const h = this.hostState(record);
     if (record.run_id === h.runId && record.seq <= h.lastSeq) {
@@ -191,7 +236,7 @@ export class Enricher {
           return;
         }
         if (entry === null || !entry.known) this.counters.unknown++;
-        const event = this.enrich(record, s, entry);
+        const event = this.enrich(record, position, s, entry);
         if (h.queue.length === h.head) this.emit(h, event, position);
         else this.hold(h, { position, event, waiting: null, socket: null, ticks: 0, deadline: 0 });
         return;
@@ -200,6 +245,14 @@ export class Enricher {
         this.counters.exec++;
         const entry = this.table.exec(h.table, payload.value);
         if (h.waiting > 0) this.resolve(h, entry, payload.value.snapshot ? Number.NEGATIVE_INFINITY : payload.value.task.ktime_us);
+        break;
+      }
+      case 'fork': {
+        this.counters.fork++;
+        const entry = this.table.fork(h.table, payload.value);
+        // The child's records that came before its fork record go out now,
+        // with the program it runs since the fork.
+        if (h.waiting > 0) this.resolve(h, entry, payload.value.task.ktime_us);
         break;
       }
       case 'exit': {
@@ -327,20 +380,27 @@ export class Enricher {
     return h;
   }
 
-  private enrich(record: RawRecord, s: SocketEvent, entry: ProcEntry | null): NetworkEvent | null {
-    const t = s.task;
-    const subject = this.subject;
-    subject.uid = t.uid;
-    subject.euid = t.euid;
-    subject.auid = t.auid;
-    subject.filename = entry ? entry.filename : t.comm;
-    subject.binary_path = entry ? entry.binaryPath : '';
-    if (!this.keep(subject)) {
-      this.counters.filtered++;
+  /** The record's event, or null (filtered out, or its enrichment failed: reported, never thrown). */
+  private enrich(record: RawRecord, position: number, s: SocketEvent, entry: ProcEntry | null): NetworkEvent | null {
+    try {
+      const t = s.task;
+      const subject = this.subject;
+      subject.uid = t.uid;
+      subject.euid = t.euid;
+      subject.auid = t.auid;
+      subject.filename = entry ? entry.filename : t.comm;
+      subject.binary_path = entry ? entry.binaryPath : '';
+      if (!this.keep(subject)) {
+        this.counters.filtered++;
+        return null;
+      }
+      const hostObj = this.hosts.get(record.host_id)!.hostObj;
+      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq);
+    } catch (err) {
+      this.counters.rejected++;
+      this.sink.rejected?.(record, position, new EnrichError(`cannot enrich the record: ${describeError(err)}`, { cause: err }));
       return null;
     }
-    const hostObj = this.hosts.get(record.host_id)!.hostObj;
-    return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq);
   }
 
   private hold(h: HostState, held: Held): void {
@@ -354,11 +414,15 @@ export class Enricher {
       const held = h.queue[i]!;
       const s = held.socket;
       if (held.waiting === null || s === null || s.task.pid !== entry.pid || held.ticks !== entry.ticks) continue;
-      // An exec later (kernel time) than the socket event started another
-      // program: the socket's own program is not known.
+      // An exec (or fork) later (kernel time) than the socket event started
+      // another program: the socket's own program is not known.
       if (execKtimeUs > s.task.ktime_us) {
         this.counters.unknown++;
         this.ready(h, held, null);
+      } else if (!entry.known) {
+        // A fork of an unknown parent: as after a timeout, at once.
+        this.counters.unknown++;
+        this.ready(h, held, entry);
       } else {
         this.counters.waitResolved++;
         this.ready(h, held, entry);
@@ -367,22 +431,28 @@ export class Enricher {
   }
 
   private ready(h: HostState, held: Held, entry: ProcEntry | null): void {
-    held.event = this.enrich(held.waiting!, held.socket!, entry);
+    held.event = this.enrich(held.waiting!, held.position, held.socket!, entry);
     held.waiting = null;
     held.socket = null;
     h.waiting--;
   }
 
   private drain(h: HostState): void {
-    while (h.head < h.queue.length) {
-      const held = h.queue[h.head]!;
-      if (held.waiting !== null) return;
-      h.head++;
-      this.emit(h, held.event, held.position);
+    try {
+      while (h.head < h.queue.length) {
+        const held = h.queue[h.head]!;
+        if (held.waiting !== null) return;
+        h.head++;
+        this.emit(h, held.event, held.position);
+      }
+    } finally {
+      // Also when the sink threw: the queue stays consistent.
+      if (h.head === h.queue.length) {
+        h.queue = [];
+        h.head = 0;
+        this.busy.delete(h);
+      }
     }
-    h.queue = [];
-    h.head = 0;
-    this.busy.delete(h);
   }
 
   private emit(h: HostState, event: NetworkEvent | null, position: number): void {
@@ -404,6 +474,7 @@ export class Enricher {
 type Branches = {
   'netmon.raw.SocketEvent'?: SocketEvent;
   'netmon.raw.ProcessExec'?: ProcessExec;
+  'netmon.raw.ProcessFork'?: ProcessFork;
   'netmon.raw.ProcessExit'?: ProcessExit;
   'netmon.raw.SensorStatus'?: SensorStatus;
 };
@@ -413,18 +484,82 @@ function unwrap(payload: RawPayload): RawPayloadOf {
   const p = payload as Branches;
   if (p['netmon.raw.SocketEvent'] !== undefined) return { kind: 'socket', value: p['netmon.raw.SocketEvent'] };
   if (p['netmon.raw.ProcessExec'] !== undefined) return { kind: 'exec', value: p['netmon.raw.ProcessExec'] };
+  if (p['netmon.raw.ProcessFork'] !== undefined) return { kind: 'fork', value: p['netmon.raw.ProcessFork'] };
   if (p['netmon.raw.ProcessExit'] !== undefined) return { kind: 'exit', value: p['netmon.raw.ProcessExit'] };
   if (p['netmon.raw.SensorStatus'] !== undefined) return { kind: 'status', value: p['netmon.raw.SensorStatus'] };
   throw new ContractError('payload has no known branch');
 }
 
-function checkRecord(record: RawRecord, p: RawPayloadOf): void {
-  if (record.host_id.length === 0) throw new ContractError('host_id is empty');
-  if (p.kind !== 'socket') return;
-  const s = p.value;
-  const len = s.family === 'INET' ? 4 : 16;
-  if (s.saddr.length !== len || s.daddr.length !== len) {
-    throw new ContractError(`${s.family} addresses of ${s.saddr.length} and ${s.daddr.length} bytes, expected ${len}`);
+/**
+ * The record's payload, once checked against what the contract says beyond
+ * the schema and what the enrichment relies on. Throws ContractError, also
+ * for a record too malformed to check (a field missing or of another type).
+ */
+function checked(record: RawRecord): RawPayloadOf {
+  try {
+    const payload = unwrap(record.payload);
+    checkRecord(record, payload);
+    return payload;
+  } catch (err) {
+    if (err instanceof ContractError) throw err;
+    throw new ContractError(`malformed record: ${describeError(err)}`, { cause: err });
   }
-  if (s.sport < 0 || s.sport > 65535 || s.dport < 0 || s.dport > 65535) throw new ContractError(`port out of range (${s.sport}, ${s.dport})`);
+}
+
+/** |time| within what a Date holds (±8.64e15 ms), in µs. */
+const MAX_TIME_US = 8.64e18;
+
+function checkRecord(record: RawRecord, p: RawPayloadOf): void {
+  if (typeof record.host_id !== 'string' || record.host_id.length === 0) throw new ContractError('host_id is empty');
+  if (!(Math.abs(record.time_us) <= MAX_TIME_US)) throw new ContractError(`time_us out of range (${record.time_us})`);
+  switch (p.kind) {
+    case 'socket': {
+      const s = p.value;
+      checkTask(s.task);
+      if (!Object.hasOwn(EVENT_TYPE, s.kind)) throw new ContractError(`unknown socket event kind ${String(s.kind)}`);
+      // Strict: IPv4 (mapped ones included, since the sensor sends those as
+      // INET) in 4 bytes, IPv6 in 16; a 16-byte ::ffff:a.b.c.d is valid IPv6
+      // and prints as the IPv4 address.
+      let len: number;
+      if (s.family === 'INET') len = 4;
+      else if (s.family === 'INET6') len = 16;
+      else throw new ContractError(`unknown address family ${String(s.family)}`);
+      if (!(s.saddr instanceof Uint8Array) || !(s.daddr instanceof Uint8Array)) throw new ContractError('addresses are not bytes');
+      if (s.saddr.length !== len || s.daddr.length !== len) {
+        throw new ContractError(`${s.family} addresses of ${s.saddr.length} and ${s.daddr.length} bytes, expected ${len}`);
+      }
+      if (!isPort(s.sport) || !isPort(s.dport)) throw new ContractError(`port out of range (${s.sport}, ${s.dport})`);
+      return;
+    }
+    case 'exec': {
+      const x = p.value;
+      checkTask(x.task);
+      if (typeof x.binary_path !== 'string' || !Array.isArray(x.args) || !Array.isArray(x.secureexec))
+        throw new ContractError('exec record without path, args or secureexec');
+      return;
+    }
+    case 'fork': {
+      const f = p.value;
+      checkTask(f.task);
+      if (!Number.isInteger(f.parent_pid) || !Number.isFinite(f.parent_start_time_us)) throw new ContractError('fork record without its parent');
+      return;
+    }
+    case 'exit': {
+      const x = p.value;
+      if (!Number.isInteger(x.pid) || !Number.isInteger(x.tid) || !Number.isFinite(x.start_time_us)) throw new ContractError('exit record without its process');
+      return;
+    }
+    case 'status':
+      return;
+  }
+}
+
+/** What the table and the event take from a task. */
+function checkTask(t: SocketEvent['task']): void {
+  if (!Number.isInteger(t.pid) || !Number.isFinite(t.start_time_us) || !Number.isFinite(t.ktime_us)) throw new ContractError('task without pid or times');
+  if (typeof t.comm !== 'string' || typeof t.cgroup_path !== 'string') throw new ContractError('task without comm or cgroup path');
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 65535;
 }

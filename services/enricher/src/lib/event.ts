@@ -23,6 +23,19 @@ export function basename(path: string): string {
   return slash < 0 ? path : path.slice(slash + 1);
 }
 
+/** What ends the args of a process whose arguments the sensor cut (U+2026). */
+export const ARGS_TRUNCATED_MARK = '\u2026';
+
+/**
+ * The args text: the arguments after argv[0] joined by single spaces, ending
+ * with "…" when the sensor cut them at sensor.max_args_bytes (it cuts the
+ * array so that the text and the 3-byte mark fit).
+ */
+export function formatArgs(args: readonly string[], truncated: boolean): string {
+  const text = args.join(' ');
+  return truncated ? text + ARGS_TRUNCATED_MARK : text;
+}
+
 /** RFC 3339 UTC with milliseconds and Z, from µs since the epoch. */
 export function formatTimestamp(timeUs: number): string {
   return new Date(Math.floor(timeUs / 1000)).toISOString();

@@ -5,3 +5,4 @@ export * from './enricher';
 export * from './event';
 export * from './filter';
 export * from './process-table';
+export * from './rejects';

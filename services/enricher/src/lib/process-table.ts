@@ -11,8 +11,8 @@
 //    (second chance) sweep in insertion order, and each eviction is counted.
 // About 330 bytes per entry with typical strings (test/process-table.test.ts
 // measures it), so the default 1,000,000 entries is ~330 MB at worst.
-import type { ProcessExec, SecureExecFlag } from '@netmon/common';
-import { type ProgramFacts, basename, formatSecureExec } from './event';
+import type { ProcessExec, ProcessFork, SecureExecFlag } from '@netmon/common';
+import { type ProgramFacts, basename, formatArgs, formatSecureExec } from './event';
 
 export const TICK_US = 10_000;
 
@@ -37,7 +37,10 @@ export class ProcEntry implements ProgramFacts {
     public binaryPath: string,
     public args: string,
     public secureexec: string,
-    /** Kernel time (µs since boot) of the exec; 0 for a snapshot. */
+    /**
+     * Kernel time (µs since boot) of the exec, or of the fork for a process
+     * that runs its parent's program; 0 for a snapshot.
+     */
     public execKtimeUs: number,
   ) {}
 }
@@ -154,11 +157,37 @@ export class ProcessTable {
       t.pid,
       startTicks(t.start_time_us),
       rec.binary_path,
-      rec.args.join(' '),
+      formatArgs(rec.args, rec.args_truncated),
       secureExecOf(rec.secureexec),
       rec.snapshot ? 0 : t.ktime_us,
       true,
     );
+  }
+
+  /**
+   * A fork record: until it execs, the child runs its parent's program, so
+   * its entry copies the parent's program facts (a later exec replaces them).
+   * An entry made this way is tracked like an exec's (changelog).
+   *
+   * A parent that is not in the table (its records lost, or evicted), or is
+   * only a placeholder, gives the child a placeholder (filename from its
+   * comm): that is what the child's socket records would get after waiting
+   * for a record that, with its parent unknown, will not come; so they go out
+   * at once instead of holding back their host. Any exec or snapshot record
+   * of the child still replaces it.
+   *
+   * Returns the child's entry.
+   */
+  fork(h: HostTable, rec: ProcessFork): ProcEntry {
+    const t = rec.task;
+    const ticks = startTicks(t.start_time_us);
+    const child = h.lookup(t.pid, ticks);
+    // The child exec'd after this fork already (a duplicate or late fork
+    // record): its own program stays.
+    if (child?.known && child.execKtimeUs > t.ktime_us) return child;
+    const parent = this.lookup(h, rec.parent_pid, startTicks(rec.parent_start_time_us));
+    if (!parent?.known) return child ?? this.placeholder(h, t.pid, ticks, t.comm);
+    return this.upsert(h, t.pid, ticks, parent.binaryPath, parent.args, parent.secureexec, t.ktime_us, true);
   }
 
   /** A placeholder for a process whose record never came (filename from comm). */
