@@ -1,7 +1,6 @@
 // `netmon enricher --config FILE`: runs the service until SIGTERM/SIGINT;
 // SIGHUP reloads process_filter from the config file.
-import { parseArgs } from 'node:util';
-import { ConfigError, createLogger, describeError, loadConfig } from '@netmon/common';
+import { ConfigError, UsageError, createLogger, describeError, loadConfig, parseFlags, stringFlag } from '@netmon/common';
 import { enricherSettings, reloadConfig } from './config';
 import { start } from './service';
 
@@ -18,18 +17,17 @@ Options:
 
 /** Returns the process exit code. ConfigError is thrown (the CLI prints it, exit 78). */
 export async function runEnricherCommand(argv: string[]): Promise<number> {
-  let values: { config?: string; help?: boolean };
+  let flags: ReturnType<typeof parseFlags>;
   try {
-    ({ values } = parseArgs({ args: argv, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false }));
+    flags = parseFlags(argv, { config: { type: 'string' } }, USAGE);
+    if (flags && flags.positionals.length > 0) throw new UsageError(`unexpected argument ${flags.positionals[0]}`);
   } catch (err) {
-    process.stderr.write(`netmon enricher: ${(err as Error).message}\n\n${USAGE}`);
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`netmon enricher: ${err.reason}\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const config = loadConfig(values.config);
+  if (!flags) return 0; // --help
+  const config = loadConfig(stringFlag(flags, 'config'));
   enricherSettings(config); // validates the derived names before connecting
   const logger = createLogger('enricher', config.log.level);
   const handle = await start(config, logger);
