@@ -5,10 +5,14 @@
 //
 // JS surface (wrapped and validated by src/probe/native.ts):
 //   new Probe()
-//   probe.start(mode, ringBytes, onBatch(buf), onClose()) -> { mode, reason }
+//   probe.start(mode, ringBytes, onBatch(buf), onClose()) -> { mode, reason, attempts }
+//                             throws Error with code, step, errno, detail, attempts
 //   probe.stop()              idempotent; onClose runs once everything is freed
 //   probe.lost()              number[] per enum netmon_kind
 //   clockOffsetNs()           bigint: CLOCK_REALTIME - CLOCK_BOOTTIME
+//   modeRequirements()        the programs of the built-in object and, per mode,
+//                             the helpers the loader probes before loading it
+//   wantedIn(mode, section)   the loader's rule: does `mode` load that program
 #include <bpf/libbpf.h>
 #include <napi.h>
 #include <sys/epoll.h>
@@ -66,6 +70,21 @@ using Batch = std::vector<uint8_t>;
 
 class Probe;
 
+// [{ mode, ok, code, step, message }]: the modes Load() tried, in order.
+Napi::Array AttemptsToJs(Napi::Env env, const std::vector<netmon::Attempt> &attempts) {
+  Napi::Array a = Napi::Array::New(env, attempts.size());
+  for (size_t i = 0; i < attempts.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("mode", netmon::ModeName(attempts[i].mode));
+    o.Set("ok", attempts[i].ok);
+    o.Set("code", attempts[i].code);
+    o.Set("step", attempts[i].step);
+    o.Set("message", attempts[i].message);
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
 // Runs on the JS thread for each batch the poll thread queued.
 void CallJs(Napi::Env env, Napi::Function on_batch, Probe *ctx, Batch *batch);
 using Tsfn = Napi::TypedThreadSafeFunction<Probe, Batch, CallJs>;
@@ -114,6 +133,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       e.Set("step", Napi::String::New(env, fail.step));
       e.Set("errno", Napi::Number::New(env, fail.err));
       e.Set("detail", Napi::String::New(env, fail.detail));
+      e.Set("attempts", AttemptsToJs(env, fail.attempts));
       throw e;
     }
 
@@ -138,6 +158,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     Napi::Object r = Napi::Object::New(env);
     r.Set("mode", netmon::ModeName(loaded_->mode()));
     r.Set("reason", loaded_->reason());
+    r.Set("attempts", AttemptsToJs(env, loaded_->attempts()));
     return r;
   }
 
@@ -260,9 +281,78 @@ Napi::Value ClockOffsetNs(const Napi::CallbackInfo &info) {
   return Napi::BigInt::New(info.Env(), netmon::BootToRealtimeOffsetNs());
 }
 
+Napi::Object ProgramToJs(Napi::Env env, const netmon::ProgramNeeds &p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", p.name);
+  o.Set("section", p.section);
+  const char *type = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(p.prog_type));
+  const char *attach =
+      libbpf_bpf_attach_type_str(static_cast<enum bpf_attach_type>(p.attach_type));
+  o.Set("progType", type ? type : std::to_string(p.prog_type).c_str());
+  // 0 is BPF_CGROUP_INET_INGRESS, and also "none" for kprobes and raw tracepoints
+  bool none = p.attach_type == 0 && p.prog_type != BPF_PROG_TYPE_CGROUP_SKB;
+  std::string attach_name = attach ? attach : std::to_string(p.attach_type);
+  o.Set("attachType", none ? std::string() : attach_name);
+  o.Set("target", p.target);
+  o.Set("optional", p.optional);
+  Napi::Array h = Napi::Array::New(env, p.helpers.size());
+  for (size_t i = 0; i < p.helpers.size(); i++) h.Set(static_cast<uint32_t>(i), p.helpers[i]);
+  o.Set("helpers", h);
+  return o;
+}
+
+// { programs: [...], modes: { fentry: { programs: [name], probes: [{ program,
+//   section, progType, attachType, target, helper, helperName }] }, ... } }
+// `probes` is the list Load() checks before loading the mode. No privileges
+// needed (the object is opened, not loaded).
+Napi::Value ModeRequirements(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<netmon::ProgramNeeds> programs;
+  std::string err;
+  if (!netmon::DescribeObject(programs, err)) throw Napi::Error::New(env, err);
+  Napi::Object r = Napi::Object::New(env);
+  Napi::Array all = Napi::Array::New(env, programs.size());
+  for (size_t i = 0; i < programs.size(); i++)
+    all.Set(static_cast<uint32_t>(i), ProgramToJs(env, programs[i]));
+  r.Set("programs", all);
+  Napi::Object modes = Napi::Object::New(env);
+  for (netmon::Mode m : netmon::kAutoOrder) {
+    Napi::Object mo = Napi::Object::New(env);
+    Napi::Array names = Napi::Array::New(env);
+    for (const auto &p : programs)
+      if (netmon::WantedIn(m, p.section.c_str())) names.Set(names.Length(), p.name);
+    mo.Set("programs", names);
+    std::vector<netmon::HelperProbe> probes = netmon::HelperProbes(m, programs);
+    Napi::Array pa = Napi::Array::New(env, probes.size());
+    for (size_t i = 0; i < probes.size(); i++) {
+      Napi::Object o = ProgramToJs(env, *probes[i].program);
+      o.Delete("helpers");
+      o.Set("program", probes[i].program->name);
+      o.Set("helper", probes[i].helper);
+      o.Set("helperName", netmon::HelperName(probes[i].helper));
+      pa.Set(static_cast<uint32_t>(i), o);
+    }
+    mo.Set("probes", pa);
+    modes.Set(netmon::ModeName(m), mo);
+  }
+  r.Set("modes", modes);
+  return r;
+}
+
+Napi::Value WantedIn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "wantedIn(mode, section)");
+  auto mode = static_cast<netmon::Mode>(info[0].As<Napi::Number>().Int32Value());
+  std::string sec = info[1].As<Napi::String>().Utf8Value();
+  return Napi::Boolean::New(env, netmon::WantedIn(mode, sec.c_str()));
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Probe", Probe::Init(env));
   exports.Set("clockOffsetNs", Napi::Function::New(env, ClockOffsetNs));
+  exports.Set("modeRequirements", Napi::Function::New(env, ModeRequirements));
+  exports.Set("wantedIn", Napi::Function::New(env, WantedIn));
   return exports;
 }
 

@@ -7,10 +7,22 @@ export type ProbeErrorCode =
   | 'EVERIFIER' // a program was rejected; `detail` holds the verifier's last lines
   | 'ENOHOOK' // a hook (function, tracepoint) does not exist
   | 'EMODE' // a forced attach mode this kernel lacks
+  | 'ENOMODE' // auto: no attach mode loads and attaches here; `attempts` says why for each
   | 'ENOCGROUP2' // no cgroup v2 mount for the socket hooks
   | 'EARG' // invalid option
   | 'ENATIVE' // the native addon could not be loaded
   | 'ESYS'; // anything else, with strerror
+
+/** One attach mode the loader tried, in order (auto tries fentry, kprobe, tracepoint). */
+export interface ModeAttempt {
+  mode: 'fentry' | 'kprobe' | 'tracepoint';
+  ok: boolean;
+  /** the failure's code and step (empty when ok) */
+  code: string;
+  step: string;
+  /** one line: why it failed, or what was skipped when ok */
+  message: string;
+}
 
 export class ProbeError extends Error {
   override name = 'ProbeError';
@@ -20,13 +32,16 @@ export class ProbeError extends Error {
   readonly errno: number;
   /** verifier log tail or libbpf messages, when there are any */
   readonly detail: string;
+  /** the attach modes tried before giving up, each with why it failed */
+  readonly attempts: ModeAttempt[];
 
-  constructor(message: string, code: ProbeErrorCode, opts: { step?: string; errno?: number; detail?: string; cause?: unknown } = {}) {
+  constructor(message: string, code: ProbeErrorCode, opts: { step?: string; errno?: number; detail?: string; attempts?: ModeAttempt[]; cause?: unknown } = {}) {
     super(opts.detail ? `${message}\n${opts.detail.trimEnd()}` : message, { cause: opts.cause });
     this.code = code;
     this.step = opts.step ?? '';
     this.errno = opts.errno ?? 0;
     this.detail = opts.detail ?? '';
+    this.attempts = opts.attempts ?? [];
   }
 }
 
@@ -45,6 +60,10 @@ export class ProbeHookError extends ProbeError {
 export class ProbeModeUnavailableError extends ProbeError {
   override name = 'ProbeModeUnavailableError';
 }
+/** auto found no mode that loads and attaches; the message lists each mode and why. */
+export class ProbeNoModeError extends ProbeModeUnavailableError {
+  override name = 'ProbeNoModeError';
+}
 export class ProbeArgumentError extends ProbeError {
   override name = 'ProbeArgumentError';
 }
@@ -55,6 +74,27 @@ interface NativeFailure {
   step?: unknown;
   errno?: unknown;
   detail?: unknown;
+  attempts?: unknown;
+}
+
+const MODES = new Set(['fentry', 'kprobe', 'tracepoint']);
+
+/** The `attempts` array of the addon (start()'s result or error), checked. */
+export function attemptsFromNative(v: unknown): ModeAttempt[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((a: Record<string, unknown>) =>
+    a && typeof a === 'object' && typeof a.mode === 'string' && MODES.has(a.mode)
+      ? [
+          {
+            mode: a.mode as ModeAttempt['mode'],
+            ok: a.ok === true,
+            code: typeof a.code === 'string' ? a.code : '',
+            step: typeof a.step === 'string' ? a.step : '',
+            message: typeof a.message === 'string' ? a.message : '',
+          },
+        ]
+      : [],
+  );
 }
 
 /** Turns an error thrown by the addon into the matching typed error. */
@@ -66,6 +106,7 @@ export function fromNative(err: unknown): ProbeError {
     step: typeof e.step === 'string' ? e.step : '',
     errno: typeof e.errno === 'number' ? e.errno : 0,
     detail: typeof e.detail === 'string' ? e.detail : '',
+    attempts: attemptsFromNative(e.attempts),
     cause: err,
   };
   switch (code) {
@@ -79,6 +120,8 @@ export function fromNative(err: unknown): ProbeError {
       return new ProbeHookError(`probe: ${message}`, code, opts);
     case 'EMODE':
       return new ProbeModeUnavailableError(`probe: ${message}`, code, opts);
+    case 'ENOMODE':
+      return new ProbeNoModeError(`probe: ${message}`, code, opts);
     case 'EARG':
       return new ProbeArgumentError(`probe: ${message}`, code, opts);
     default:

@@ -1,6 +1,6 @@
 // The probe API the sensor and the tests use: validated options, typed
 // events, lost counters, errors with their cause.
-import { ProbeArgumentError, fromNative } from './errors';
+import { type ModeAttempt, ProbeArgumentError, attemptsFromNative, fromNative } from './errors';
 import { KIND_MAX, Kind, ModeCode } from './layout';
 import { type NativeProbe, loadAddon } from './native';
 import { type TimedPayload, decodeBatch } from './records';
@@ -15,7 +15,12 @@ const PAGE_SIZE = 4096;
 const MAX_RING_BUFFER_BYTES = 1024 * 1024 * 1024;
 
 export interface ProbeOptions {
-  /** default 'auto': fentry, else kprobe, else tracepoint, by feature probing */
+  /**
+   * default 'auto': fentry, else kprobe, else tracepoint. Each mode's program
+   * types and helpers are probed first; a mode that still fails to load or
+   * attach falls back to the next (`reason` lists each mode tried and why).
+   * A forced mode fails with its own error, without fallback.
+   */
   mode?: AttachMode;
   /** ring buffer size: a power of 2 multiple of the page size; default 8 MiB */
   ringBufferBytes?: number;
@@ -60,8 +65,10 @@ export function validateMode(m: unknown): AttachMode {
 export class NetmonProbe {
   /** the attach mode in use */
   readonly mode: ResolvedAttachMode;
-  /** why that mode (forced, or what the feature probes found) */
+  /** why that mode, one line: forced, or (auto) each mode tried and why it failed */
   readonly reason: string;
+  /** the modes tried, in order, the last one the mode in use */
+  readonly attempts: ModeAttempt[];
   /** CLOCK_REALTIME - CLOCK_BOOTTIME at start, ns: add to an event's tsNs for wall clock */
   readonly clockOffsetNs: bigint;
   /** resolves once stopped and every program is detached */
@@ -70,10 +77,11 @@ export class NetmonProbe {
   private readonly native: NativeProbe;
   private stopping = false;
 
-  private constructor(native: NativeProbe, mode: ResolvedAttachMode, reason: string, offset: bigint, closed: Promise<void>) {
+  private constructor(native: NativeProbe, mode: ResolvedAttachMode, reason: string, offset: bigint, closed: Promise<void>, attempts: ModeAttempt[] = []) {
     this.native = native;
     this.mode = mode;
     this.reason = reason;
+    this.attempts = attempts;
     this.clockOffsetNs = offset;
     this.closed = closed;
   }
@@ -102,7 +110,7 @@ export class NetmonProbe {
           });
       }
     };
-    let started: { mode: string; reason: string };
+    let started: { mode: string; reason: string; attempts?: unknown };
     try {
       started = native.start(ModeCode[mode], ring, handle, () => resolveClosed());
     } catch (err) {
@@ -111,7 +119,7 @@ export class NetmonProbe {
     // Batches arrive through the event loop, so never before this line runs.
     const offset = addon.clockOffsetNs();
     clockOffsetNs = Number(offset);
-    return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, offset, closed);
+    return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, offset, closed, attemptsFromNative(started.attempts));
   }
 
   /** Failed ring buffer reserves so far (summed over CPUs). */
