@@ -6,8 +6,12 @@ require('../cli/dist/src/main.js')
   .then(
     (code) => {
       // Services have stopped cleanly by now; a client library's stray timer
-      // must not keep the process alive.
-      process.exit(code);
+      // must not keep the process alive. But stdout to a pipe is written
+      // asynchronously: exit only once what was printed has gone out.
+      process.exitCode = code;
+      const exit = () => process.exit(code);
+      if (process.stdout.writableLength === 0) exit();
+      else process.stdout.write('', exit);
     },
     (err) => {
       process.stderr.write(`netmon: ${err?.stack ?? err}\n`);

@@ -492,7 +492,7 @@ int netmon_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->secureexec = secure;
 
 	/* argv lives in the new mm: skip argv[0] (of any length up to
-	 * NETMON_ARGV0_CHUNKS * 511 bytes), copy the rest */
+	 * NETMON_ARGV0_CHUNKS * 4095 bytes), copy the rest */
 	arg_start = BPF_CORE_READ(task, mm, arg_start);
 	arg_end = BPF_CORE_READ(task, mm, arg_end);
 	e->args_len = 0;

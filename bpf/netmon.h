@@ -12,10 +12,10 @@
 #define NETMON_COMM_LEN 16	  /* TASK_COMM_LEN */
 #define NETMON_MAX_CGROUP_PATH 256 /* cgroup v2 path, NUL-terminated */
 #define NETMON_MAX_CGROUP_DEPTH 16 /* cgroup levels walked in the kernel */
-#define NETMON_MAX_PATH 512	   /* absolute binary path, NUL-terminated */
+#define NETMON_MAX_PATH 4096	   /* absolute binary path, NUL-terminated (PATH_MAX) */
 #define NETMON_MAX_ARGS 4096	   /* argv[1..], NUL-separated, not terminated */
-#define NETMON_MAX_PATH_DEPTH 32   /* path components walked in the kernel */
-#define NETMON_ARGV0_CHUNKS 16	   /* argv[0] is skipped in steps of 511 bytes */
+#define NETMON_MAX_PATH_DEPTH 128  /* path components walked in the kernel */
+#define NETMON_ARGV0_CHUNKS 4	   /* argv[0] is skipped in steps of 4095 bytes */
 #define NETMON_MAX_CONNS 65536	   /* sockets tracked from connect/accept to close */
 
 /* Kinds of record; also the index into the per-CPU `lost` counters. */

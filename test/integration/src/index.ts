@@ -4,3 +4,4 @@ export * from './processes';
 export * from './topics';
 export { type LoggedConnection, during, eventsOf } from './traffic';
 export * from './pipeline';
+export * from './workloads';

@@ -54,6 +54,16 @@ async function startSensor(config: string): Promise<Child> {
   return sensor;
 }
 
+/** A value of the running sensor's Prometheus metrics (its port is in its log). */
+async function sensorMetric(sensor: Child, name: string): Promise<number> {
+  const port = /"metrics_port":(\d+)/.exec(sensor.stderr())?.[1];
+  assert.ok(port, 'the sensor logs its metrics port');
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  assert.ok(line, `${name} in the sensor's metrics`);
+  return Number(line[1]);
+}
+
 /** A raw message packs several records back to back. */
 function decodeAll(messages: { value: Buffer }[]): RawRecord[] {
   const codec = rawRecordCodec();
@@ -168,17 +178,7 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     assert.equal(await traffic.exited, 0);
     const logged = parseLog(traffic);
     // The spool drains by itself once the broker is back: watch the sensor's gauge.
-    const port = /"metrics_port":(\d+)/.exec(sensor.stderr())?.[1];
-    assert.ok(port, 'the sensor logs its metrics port');
-    await waitUntil(
-      'the spool to drain',
-      async () => {
-        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        return /^netmon_sensor_spool_bytes\{[^}]*\} 0$/m.test(text) ? true : undefined;
-      },
-      120_000,
-      500,
-    );
+    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500);
     assert.equal(await sensor.stop(), 0, sensor.stderr().slice(-2000));
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
     assertSequences(records);
@@ -195,16 +195,21 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     const topic = await createTopic(kafka, 'netmon.it.drops');
     topics.push(topic);
     const sensor = await startSensor(sensorConfig(topic, ', spool_max_bytes: 40000'));
-    await new Promise((r) => setTimeout(r, 2000));
     await stopKafka();
     try {
-      const traffic = startTraffic(1500, 2); // long enough to outlast the first, slow send
-      assert.equal(await traffic.exited, 0);
-      await new Promise((r) => setTimeout(r, 1000));
+      // Traffic until the sensor says it dropped records (its own counter), not for a guessed time.
+      const traffic = startTraffic(100_000, 2);
+      await waitUntil(
+        'the sensor to drop past its spool bound',
+        async () => ((await sensorMetric(sensor, 'netmon_sensor_dropped_total')) > 0 ? true : undefined),
+        120_000,
+        200,
+      );
+      await traffic.stop('SIGTERM');
     } finally {
       await startKafka();
     }
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500);
     assert.equal(await sensor.stop(), 0);
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
     const status = lastStatus(records);

@@ -4,7 +4,7 @@
 
 export const COMM_LEN = 16;
 export const MAX_CGROUP_PATH = 256;
-export const MAX_PATH = 512;
+export const MAX_PATH = 4096;
 export const MAX_ARGS = 4096;
 
 /** enum netmon_kind */
@@ -57,13 +57,13 @@ export const SOCK = { size: 400, task: 16, tuple: 352, cookie: 392 } as const;
 
 /** struct netmon_exec_event */
 export const EXEC = {
-  size: 4968,
+  size: 8552,
   task: 16,
   secureexec: 352,
   args_len: 356,
   flags: 358,
   path: 360,
-  args: 872,
+  args: 4456,
 } as const;
 
 /** struct netmon_fork_event */
