@@ -108,6 +108,8 @@ describe('config errors name the file, the key, what was expected and found', ()
     ['sensor: { attach_mode: uprobe }', 'sensor.attach_mode', /one of auto, fentry, kprobe, tracepoint, found string "uprobe"/],
     ['sensor: { ring_buffer_bytes: 1000000 }', 'sensor.ring_buffer_bytes', /power of two/],
     ['sensor: { ring_buffer_bytes: 12.5 }', 'sensor.ring_buffer_bytes', /an integer from 4096/],
+    ['sensor: { max_args_bytes: 100 }', 'sensor.max_args_bytes', /an integer from 256 to 65536/],
+    ['sensor: { max_args_bytes: 100000 }', 'sensor.max_args_bytes', /an integer from 256 to 65536/],
     ['enricher: { exactly_once: yes-please }', 'enricher.exactly_once', /true or false/],
     ['archiver: { flush_records: 0 }', 'archiver.flush_records', /an integer from 1/],
     ['log: { level: loud }', 'log.level', /one of trace, debug/],
