@@ -230,6 +230,8 @@ async function main(): Promise<number> {
       // netmon's rate over bpftrace's: >= 1 means less overhead than bpftrace
       overhead_vs_bpftrace: { value: Number(vsBpftrace.toFixed(3)), target: 1, met: vsBpftrace >= 1 },
       lost: { value: netmonLost, target: 0, met: netmonLost === 0 },
+      // every connection's Establish, Accept and two Closes, nothing more
+      delivered: { value: delivered, target: expected, met: delivered === expected },
     },
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
