@@ -11,6 +11,8 @@ step() { printf '\n== setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3 kcat curl netcat-openbsd iproute2 procps)
+# librdkafka (built from source by @confluentinc/kafka-javascript) links these
+packages+=(libssl-dev libzstd-dev libcurl4-openssl-dev libsasl2-dev)
 command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
 if [ -f .ci/apt-packages.txt ]; then
@@ -28,8 +30,10 @@ else
   step "Debian packages present"
 fi
 
-step "npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+step "npm ci (builds librdkafka from source the first time, about 1.5 min)"
+# dynamic: link Debian's OpenSSL, zstd, curl and SASL instead of downloading
+# prebuilt binaries or static dependencies (no registry serves those here)
+CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error
 
 step "build (BPF, native addon, TypeScript)"
 npm run --silent build

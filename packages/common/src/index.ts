@@ -6,6 +6,7 @@ export * from './topics';
 export * from './logger';
 export * from './metrics';
 export * from './kafka';
+export * from './rdkafka';
 export * from './s3';
 export * from './net';
 export * from './args';

@@ -1,0 +1,321 @@
+// The one Kafka client of the data paths: librdkafka through
+// @confluentinc/kafka-javascript's native (node-rdkafka style) API, which
+// costs a fraction of kafkajs's CPU per message (bench/README.md). Small
+// promise-returning wrappers: an idempotent or transactional producer whose
+// send() resolves once the broker acknowledged every message, a batch
+// consumer, and the admin calls the services need. librdkafka's own log goes
+// to pino; its errors become NetmonErrors naming the client and the cause.
+import {
+  AdminClient,
+  CODES,
+  type ConsumerGlobalConfig,
+  type IAdminClient,
+  KafkaConsumer,
+  type LibrdKafkaError,
+  type Message,
+  type MessageHeader,
+  Producer,
+  type ProducerGlobalConfig,
+  type TopicPartitionOffset,
+} from '@confluentinc/kafka-javascript';
+import type { KafkaSettings } from './config';
+import { NetmonError } from './errors';
+import type { Logger } from './logger';
+
+export type { Message as KafkaMessage, MessageHeader as KafkaHeader, TopicPartitionOffset };
+
+/** A librdkafka call that failed, with the client and librdkafka's code. */
+export class KafkaClientError extends NetmonError {
+  constructor(
+    message: string,
+    readonly code: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+function failure(client: string, what: string, err: LibrdKafkaError): KafkaClientError {
+  return new KafkaClientError(`${client}: ${what}: ${err.message}`, err.code, { cause: err });
+}
+
+const SYSLOG_LEVELS = ['fatal', 'fatal', 'fatal', 'error', 'warn', 'info', 'info', 'debug'] as const;
+
+/**
+ * librdkafka's configuration of KafkaSettings: brokers, client id, TLS (files
+ * read by librdkafka), SASL.
+ */
+export function rdkafkaSettings(settings: KafkaSettings, clientSuffix: string): ProducerGlobalConfig & ConsumerGlobalConfig {
+  const config: ProducerGlobalConfig & ConsumerGlobalConfig = {
+    'bootstrap.servers': settings.brokers.join(','),
+    'client.id': clientSuffix ? `${settings.clientId}-${clientSuffix}` : settings.clientId,
+    'socket.keepalive.enable': true,
+    'reconnect.backoff.max.ms': 5000,
+    log_level: 4, // warnings and worse
+  };
+  const tls = settings.ssl !== false;
+  config['security.protocol'] = settings.sasl ? (tls ? 'sasl_ssl' : 'sasl_plaintext') : tls ? 'ssl' : 'plaintext';
+  if (settings.ssl) {
+    if (settings.ssl.caFile) config['ssl.ca.location'] = settings.ssl.caFile;
+    if (settings.ssl.certFile) config['ssl.certificate.location'] = settings.ssl.certFile;
+    if (settings.ssl.keyFile) config['ssl.key.location'] = settings.ssl.keyFile;
+    config['enable.ssl.certificate.verification'] = settings.ssl.rejectUnauthorized;
+  }
+  if (settings.sasl) {
+    config['sasl.mechanisms'] = settings.sasl.mechanism.toUpperCase();
+    config['sasl.username'] = settings.sasl.username;
+    config['sasl.password'] = settings.sasl.password;
+  }
+  return config;
+}
+
+type Emitter = { on(event: string, listener: (...args: never[]) => void): unknown };
+
+/** librdkafka's log and error events into pino, once per client. */
+function forwardLogs(client: Emitter, logger: Logger, name: string): void {
+  client.on('event.log', (e: { severity: number; fac: string; message: string }) => {
+    logger[SYSLOG_LEVELS[e.severity] ?? 'info']({ kafka: name, facility: e.fac }, e.message);
+  });
+  client.on('event.error', (err: LibrdKafkaError) => {
+    // Transport errors (broker down) are retried by librdkafka: a warning; a fatal error is not.
+    logger[err.isFatal ? 'error' : 'warn']({ kafka: name, code: err.code }, err.message);
+  });
+}
+
+function connected<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    client.connect({ timeout: timeoutMs }, (err) => (err ? reject(failure(name, 'connecting', err)) : resolve(client)));
+  });
+}
+
+export interface ProducerOptions {
+  /** Appended to kafka.client_id. */
+  clientSuffix: string;
+  /** Idempotent (ordered, no duplicates on retry); true for every data path. */
+  idempotent?: boolean;
+  /** Transactional id: transactions with sendOffsetsToTransaction (KIP-447). */
+  transactionalId?: string;
+  compression?: KafkaSettings['compression'];
+  /** librdkafka linger.ms (default 5). */
+  lingerMs?: number;
+  /** A message not acknowledged within this fails its send (default 30 s). */
+  deliveryTimeoutMs?: number;
+}
+
+export interface OutgoingMessage {
+  value: Buffer;
+  key?: Buffer | string;
+  /** A fixed partition; by default murmur2 of the key. */
+  partition?: number;
+  headers?: MessageHeader[];
+}
+
+/** The messages of one send() still waiting for their delivery reports. */
+interface Pending {
+  remaining: number;
+  error: LibrdKafkaError | undefined;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class NativeProducer {
+  private constructor(
+    private readonly client: Producer,
+    private readonly name: string,
+  ) {}
+
+  static async connect(settings: KafkaSettings, logger: Logger, options: ProducerOptions): Promise<NativeProducer> {
+    const config: ProducerGlobalConfig = {
+      ...rdkafkaSettings(settings, options.clientSuffix),
+      'enable.idempotence': options.idempotent ?? true,
+      'compression.codec': options.compression ?? settings.compression,
+      'linger.ms': options.lingerMs ?? 5,
+      'queue.buffering.max.messages': 1_000_000,
+      dr_cb: true,
+    };
+    if (options.transactionalId) config['transactional.id'] = options.transactionalId;
+    // murmur2: a key's partition as Java clients and kafkajs choose it (a host keeps its partition)
+    const client = new Producer(config, { 'message.timeout.ms': options.deliveryTimeoutMs ?? 30_000, partitioner: 'murmur2_random' });
+    const name = String(config['client.id']);
+    forwardLogs(client, logger, name);
+    client.on('delivery-report', (err, report) => {
+      const pending = report.opaque as Pending;
+      if (err && !pending.error) pending.error = err;
+      if (--pending.remaining > 0) return;
+      if (pending.error) pending.reject(failure(name, 'delivering', pending.error));
+      else pending.resolve();
+    });
+    await connected(client, name, 10_000);
+    client.setPollInterval(5);
+    return new NativeProducer(client, name);
+  }
+
+  /**
+   * Produces the messages, in order, and resolves once the broker has
+   * acknowledged every one (acks=all); rejects if any could not be delivered.
+   */
+  send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const pending: Pending = { remaining: messages.length, error: undefined, resolve, reject };
+      for (const m of messages) {
+        try {
+          this.client.produce(topic, m.partition ?? null, m.value, m.key, null, pending, m.headers);
+        } catch (err) {
+          // The local queue (a million messages) is full, or the topic is unknown:
+          // the messages not produced count as failed.
+          pending.error ??= err as LibrdKafkaError;
+          pending.remaining -= messages.length - messages.indexOf(m);
+          if (pending.remaining === 0) reject(failure(this.name, 'producing', pending.error));
+          return;
+        }
+      }
+    });
+  }
+
+  /** Waits until everything produced is delivered (or failed). */
+  flush(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => this.client.flush(timeoutMs, (err) => (err ? reject(failure(this.name, 'flushing', err)) : resolve())));
+  }
+
+  initTransactions(timeoutMs = 30_000): Promise<void> {
+    return this.call('initializing transactions', (cb) => this.client.initTransactions(timeoutMs, cb));
+  }
+
+  beginTransaction(): Promise<void> {
+    return this.call('beginning a transaction', (cb) => this.client.beginTransaction(cb));
+  }
+
+  /** Commits `offsets` (the next offset to read, per partition) with the transaction, fenced by the consumer's group generation (KIP-447). */
+  sendOffsetsToTransaction(offsets: TopicPartitionOffset[], consumer: NativeConsumer, timeoutMs = 30_000): Promise<void> {
+    return this.call('sending offsets to the transaction', (cb) => this.client.sendOffsetsToTransaction(offsets, consumer.native, timeoutMs, cb));
+  }
+
+  commitTransaction(timeoutMs = 30_000): Promise<void> {
+    return this.call('committing the transaction', (cb) => this.client.commitTransaction(timeoutMs, cb));
+  }
+
+  abortTransaction(timeoutMs = 30_000): Promise<void> {
+    return this.call('aborting the transaction', (cb) => this.client.abortTransaction(timeoutMs, cb));
+  }
+
+  disconnect(): Promise<void> {
+    return new Promise((resolve) => this.client.disconnect(() => resolve()));
+  }
+
+  private call(what: string, fn: (cb: (err: LibrdKafkaError) => void) => void): Promise<void> {
+    return new Promise((resolve, reject) => fn((err) => (err ? reject(failure(this.name, what, err)) : resolve())));
+  }
+}
+
+export interface ConsumerOptions {
+  clientSuffix: string;
+  groupId: string;
+  /** read_committed for the events topic (transactional writers). */
+  readCommitted?: boolean;
+  /** Where a group without committed offsets starts. */
+  fromBeginning?: boolean;
+  /** Assignment changes (cooperative-sticky: increments), just before they take effect. */
+  onAssign?(partitions: Array<{ topic: string; partition: number }>): void;
+  onRevoke?(partitions: Array<{ topic: string; partition: number }>): void;
+}
+
+/** A group consumer read in batches; offsets are committed only by the caller. */
+export class NativeConsumer {
+  private constructor(
+    readonly native: KafkaConsumer,
+    private readonly name: string,
+  ) {}
+
+  static async connect(settings: KafkaSettings, logger: Logger, options: ConsumerOptions): Promise<NativeConsumer> {
+    const config: ConsumerGlobalConfig = {
+      ...rdkafkaSettings(settings, options.clientSuffix),
+      'group.id': options.groupId,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'isolation.level': options.readCommitted ? 'read_committed' : 'read_uncommitted',
+      'partition.assignment.strategy': 'cooperative-sticky',
+      // the client's own handler (incremental assign/unassign), after the 'rebalance' event
+      rebalance_cb: true,
+    };
+    const client = new KafkaConsumer(config, { 'auto.offset.reset': options.fromBeginning === false ? 'latest' : 'earliest' });
+    const name = String(config['client.id']);
+    const consumer = new NativeConsumer(client, name);
+    forwardLogs(client, logger, name);
+    client.on('rebalance', (err, assignment) => {
+      if (err.code === CODES.ERRORS.ERR__ASSIGN_PARTITIONS) options.onAssign?.(assignment);
+      else if (err.code === CODES.ERRORS.ERR__REVOKE_PARTITIONS) options.onRevoke?.(assignment);
+    });
+    await connected(client, name, 10_000);
+    return consumer;
+  }
+
+  subscribe(topics: string[]): void {
+    this.native.subscribe(topics);
+  }
+
+  /** Up to `max` messages, waiting at most librdkafka's fetch wait when none are there. */
+  consume(max: number): Promise<Message[]> {
+    return new Promise((resolve, reject) =>
+      this.native.consume(max, (err, messages) => (err ? reject(failure(this.name, 'consuming', err)) : resolve(messages))),
+    );
+  }
+
+  /** Commits the next offset to read per partition, synchronously with the group coordinator. */
+  commit(offsets: TopicPartitionOffset[]): void {
+    if (offsets.length > 0) this.native.commitSync(offsets);
+  }
+
+  seek(topic: string, partition: number, offset: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.native.seek({ topic, partition, offset }, 5000, (err) =>
+        err ? reject(failure(this.name, `seeking ${topic}/${partition} to ${offset}`, err)) : resolve(),
+      ),
+    );
+  }
+
+  pause(partitions: Array<{ topic: string; partition: number }>): void {
+    this.native.pause(partitions);
+  }
+
+  resume(partitions: Array<{ topic: string; partition: number }>): void {
+    this.native.resume(partitions);
+  }
+
+  disconnect(): Promise<void> {
+    return new Promise((resolve) => this.native.disconnect(() => resolve()));
+  }
+}
+
+/** Runs fn with an admin client of the cluster, then disconnects it. */
+export async function withAdmin<T>(settings: KafkaSettings, fn: (admin: NativeAdmin) => Promise<T>): Promise<T> {
+  const client = AdminClient.create(rdkafkaSettings(settings, 'admin'));
+  try {
+    return await fn(new NativeAdmin(client));
+  } finally {
+    client.disconnect();
+  }
+}
+
+export class NativeAdmin {
+  constructor(private readonly client: IAdminClient) {}
+
+  /** Creates the topic; true if created, false if it existed. */
+  createTopic(topic: string, partitions: number, replicationFactor = 1, config: Record<string, string> = {}, timeoutMs = 15_000): Promise<boolean> {
+    return new Promise((resolve, reject) =>
+      this.client.createTopic({ topic, num_partitions: partitions, replication_factor: replicationFactor, config }, timeoutMs, (err) => {
+        if (!err) resolve(true);
+        else if (err.code === CODES.ERRORS.ERR_TOPIC_ALREADY_EXISTS) resolve(false);
+        else reject(failure('admin', `creating topic ${topic}`, err));
+      }),
+    );
+  }
+
+  deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.client.deleteTopic(topic, timeoutMs, (err) =>
+        err && err.code !== CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART ? reject(failure('admin', `deleting topic ${topic}`, err)) : resolve(),
+      ),
+    );
+  }
+}
