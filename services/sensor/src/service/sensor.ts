@@ -2,18 +2,7 @@
 // (no enrichment) and stays up whatever Kafka does: the publisher spools and
 // counts, and the ring-buffer callback only encodes and enqueues.
 import path from 'node:path';
-import {
-  type Logger,
-  type NetmonConfig,
-  type RawPayloadOf,
-  cachingPartitioner,
-  compressionType,
-  createKafka,
-  createRegistry,
-  describeError,
-  startMetricsServer,
-} from '@netmon/common';
-import type { Producer } from 'kafkajs';
+import { type Logger, NativeProducer, type NetmonConfig, type RawPayloadOf, createRegistry, describeError, startMetricsServer } from '@netmon/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { hostIdentity } from './identity';
 import { Publisher } from './publisher';
@@ -81,16 +70,22 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     kafkaUp: new Gauge({ name: 'netmon_sensor_kafka_up', help: '1 while sends succeed', registers: [registry] }),
   };
 
-  const producer: Producer = createKafka(config.kafka, log, 'sensor').producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: cachingPartitioner,
-  });
-  let connected = false;
-  producer.on(producer.events.DISCONNECT, () => {
-    connected = false;
-  });
+  // Connected on the first send, so a sensor starts (and spools) while Kafka is
+  // down; librdkafka then reconnects by itself.
+  let producer: Promise<NativeProducer> | undefined;
+  const connectProducer = () => {
+    producer ??= NativeProducer.connect(config.kafka, log, {
+      clientSuffix: 'sensor',
+      idempotent: true,
+      // a send that cannot be acknowledged fails after 10 s: the publisher
+      // spools meanwhile and retries it (the enricher drops what came twice)
+      deliveryTimeoutMs: 10_000,
+    }).catch((err: unknown) => {
+      producer = undefined;
+      throw err;
+    });
+    return producer;
+  };
   const spool = new Spool(path.join(config.sensor.spoolDir, config.topics.raw), config.sensor.spoolMaxBytes);
   if (!spool.isEmpty) log.info({ records: spool.records, bytes: spool.bytes }, 'spool from an earlier run: draining it first');
   const publisher = new Publisher({
@@ -103,18 +98,13 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     // ~10 MB of encoded records; a longer backlog waits on disk.
     maxMemoryRecords: 30_000,
     send: async (values) => {
-      if (!connected) {
-        await producer.connect();
-        connected = true;
-      }
-      // Records are packed back to back into few Kafka messages: kafkajs costs
-      // tens of µs per message, the Avro records a few each (see README).
-      await producer.send({
-        topic: config.topics.raw,
-        acks: -1,
-        compression: compressionType(config.kafka.compression),
-        messages: packRecords(values).map((value) => ({ key: host.id, value })),
-      });
+      // Records are packed back to back into few Kafka messages: a message
+      // costs more than the few Avro records in it (see README).
+      const client = await connectProducer();
+      await client.send(
+        config.topics.raw,
+        packRecords(values).map((value) => ({ key: host.id, value })),
+      );
     },
     onSent: (n, ms) => {
       metric.sent.inc(n);
@@ -231,7 +221,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
         await source.stop(); // the last kernel batch is delivered before this resolves
         publishStatus();
         await publisher.close(15_000);
-        await producer.disconnect().catch(() => {});
+        await (await producer?.catch(() => undefined))?.disconnect();
         await metrics.close();
         log.info(counters(), 'sensor stopped');
       })();
