@@ -10,15 +10,15 @@ import {
   parseFlags,
   stringFlag,
   DecodeError,
-  createKafka,
+  NativeConsumer,
   createLogger,
+  describeError,
   formatAddress,
   loadConfig,
   networkEventCodec,
   rawRecordCodec,
   resolveTopic,
 } from '@netmon/common';
-import type { IHeaders } from 'kafkajs';
 
 const USAGE = `Usage: netmon tail --topic raw|events|dlq|NAME [options]
 
@@ -40,13 +40,16 @@ function rawReplacer(this: unknown, key: string, value: unknown): unknown {
   return value;
 }
 
-function headerText(headers: IHeaders | undefined, name: string): string {
-  const value = headers?.[name];
-  return value === undefined ? '' : String(Array.isArray(value) ? value[0] : value);
+/** A message's headers as librdkafka gives them: one {name: value} object per header. */
+export type MessageHeaders = ReadonlyArray<Record<string, Buffer | string>>;
+
+function headerText(headers: MessageHeaders | undefined, name: string): string {
+  const header = headers?.find((h) => name in h);
+  return header === undefined ? '' : String(header[name]);
 }
 
 /** Turns one message's value into its JSON lines (a raw message packs several records). */
-export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers?: IHeaders): string[] {
+export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers?: MessageHeaders): string[] {
   if (kind === 'dlq') {
     const line = JSON.stringify({
       reason: headerText(headers, DLQ_HEADERS.reason),
@@ -87,42 +90,58 @@ export async function runTailCommand(argv: string[]): Promise<number> {
   const topic = resolveTopic(config.topics, alias);
   const kind = topic === config.topics.dlq ? 'dlq' : 'other';
   const logger = createLogger('tail', config.log.level === 'info' ? 'warn' : config.log.level);
-  const consumer = createKafka(config.kafka, logger, 'tail').consumer({ groupId: `netmon-tail-${randomUUID()}`, readUncommitted: false });
 
   let printed = 0;
   let lastRecordAt = Date.now();
   let finish: (code: number) => void = () => {};
+  let done = false;
   const finished = new Promise<number>((resolve) => {
-    finish = resolve;
+    finish = (code) => {
+      done = true;
+      resolve(code);
+    };
   });
   const onSignal = () => finish(0);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const idleTimer = idleExitMs > 0 ? setInterval(() => Date.now() - lastRecordAt >= idleExitMs && finish(0), 100) : undefined;
 
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: Boolean(flags.values['from-beginning']) });
-  await consumer.run({
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, resolveOffset, isRunning }) => {
-      for (const message of batch.messages) {
-        if (!isRunning() || printed >= max) break;
+  let consumer: NativeConsumer;
+  try {
+    consumer = await NativeConsumer.connect(config.kafka, logger, {
+      clientSuffix: 'tail',
+      groupId: `netmon-tail-${randomUUID()}`,
+      readCommitted: true,
+      fromBeginning: Boolean(flags.values['from-beginning']),
+    });
+  } catch (err) {
+    if (idleTimer) clearInterval(idleTimer);
+    process.stderr.write(`netmon tail: cannot reach Kafka at ${config.kafka.brokers.join(',')}: ${describeError(err)}\n`);
+    return 1;
+  }
+  consumer.subscribe([topic]);
+  void (async () => {
+    while (!done) {
+      for (const message of await consumer.consume(500)) {
+        if (done) break;
         lastRecordAt = Date.now();
         let lines: string[];
         try {
           lines = messageToJsonLines(kind, message.value ?? Buffer.alloc(0), message.headers);
         } catch (err) {
           if (!(err instanceof DecodeError)) throw err;
-          logger.warn({ topic, partition: batch.partition, offset: message.offset, reason: err.reason }, err.message);
-          resolveOffset(message.offset);
+          logger.warn({ topic, partition: message.partition, offset: message.offset, reason: err.reason }, err.message);
           continue;
         }
         if (!process.stdout.write(`${lines.join('\n')}\n`)) await once(process.stdout, 'drain');
-        resolveOffset(message.offset);
         printed += lines.length;
         if (printed >= max) finish(0);
       }
-    },
+    }
+  })().catch((err: unknown) => {
+    if (done) return; // the consumer was closed under a pending read
+    logger.error({ err: describeError(err) }, 'reading the topic failed');
+    finish(1);
   });
   const code = await finished;
   if (idleTimer) clearInterval(idleTimer);

@@ -71,20 +71,44 @@ export function rdkafkaSettings(settings: KafkaSettings, clientSuffix: string): 
 
 type Emitter = { on(event: string, listener: (...args: never[]) => void): unknown };
 
-/** librdkafka's log and error events into pino, once per client. */
+/** The same librdkafka message is logged at most once per this long (a broker down repeats it many times a second). */
+const REPEAT_MS = 30_000;
+
+/** librdkafka's log and error events into pino, once per client, repeats held back. */
 function forwardLogs(client: Emitter, logger: Logger, name: string): void {
+  const last = new Map<string, { at: number; held: number }>();
+  const log = (level: (typeof SYSLOG_LEVELS)[number], fields: Record<string, unknown>, message: string) => {
+    const now = Date.now();
+    const seen = last.get(message);
+    if (seen && now - seen.at < REPEAT_MS) {
+      seen.held++;
+      return;
+    }
+    if (last.size > 1000) last.clear();
+    last.set(message, { at: now, held: 0 });
+    logger[level]({ kafka: name, ...fields, ...(seen?.held ? { repeated: seen.held } : {}) }, message);
+  };
   client.on('event.log', (e: { severity: number; fac: string; message: string }) => {
-    logger[SYSLOG_LEVELS[e.severity] ?? 'info']({ kafka: name, facility: e.fac }, e.message);
+    // the facility and broker name, not the changing details, make a repeat
+    log(SYSLOG_LEVELS[e.severity] ?? 'info', { facility: e.fac }, e.message.replace(/ \(after \d+ms.*\)$/, ''));
   });
   client.on('event.error', (err: LibrdKafkaError) => {
     // Transport errors (broker down) are retried by librdkafka: a warning; a fatal error is not.
-    logger[err.isFatal ? 'error' : 'warn']({ kafka: name, code: err.code }, err.message);
+    log(err.isFatal ? 'error' : 'warn', { code: err.code }, err.message);
   });
 }
 
 function connected<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    client.connect({ timeout: timeoutMs }, (err) => (err ? reject(failure(name, 'connecting', err)) : resolve(client)));
+    client.connect({ timeout: timeoutMs }, (err) => {
+      if (!err) return resolve(client);
+      reject(failure(name, 'connecting', err));
+      try {
+        client.disconnect(); // no client left retrying in the background
+      } catch {
+        // it never was connected: nothing to close
+      }
+    });
   });
 }
 
