@@ -1,47 +1,18 @@
 // The enricher's durable state: a compacted changelog topic, one partition per
 // raw partition, written in the same transaction as the events and the
-// consumer offsets, so it always agrees with the committed offsets.
-//   key "t\0<host>\0<pid>\0<ticks>"  value JSON EntryState, null when the entry left
-//   key "d\0<host>"                  value the host's done position (raw offset × 2^16 + record index, decimal)
-// A newly assigned partition is restored by reading its changelog partition
-// from the start to its end (after fencing the previous owner, so no
-// transaction of it is still open there).
+// consumer offsets, so it always agrees with the committed offsets. The record
+// format is in changelog.ts. A newly assigned partition is restored by reading
+// its changelog partition from the start to its end (after fencing the
+// previous owner, so no transaction of it is still open there).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@netmon/common';
 import { NetmonError } from '@netmon/common';
-import type { Admin, Consumer, Kafka, KafkaMessage, Message } from 'kafkajs';
-import type { EntryState, TableChange } from './lib';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { type StateSink, applyStateMessage } from './changelog';
+
+export { type ChangelogMessage, type StateSink, applyStateMessage, changeMessage, doneMessage } from './changelog';
 
 export class StateError extends NetmonError {}
-
-export interface StateSink {
-  entry(hostId: string, pid: number, ticks: number, state: EntryState | null): void;
-  done(hostId: string, position: number): void;
-}
-
-export function changeMessage(c: TableChange, partition: number): Message {
-  return { key: `t\u0000${c.hostId}\u0000${c.pid}\u0000${c.ticks}`, value: c.state === null ? null : JSON.stringify(c.state), partition };
-}
-
-export function doneMessage(hostId: string, position: number, partition: number): Message {
-  return { key: `d\u0000${hostId}`, value: String(position), partition };
-}
-
-/** Applies one changelog record to a sink; false when it is not ours. */
-export function applyStateMessage(m: Pick<KafkaMessage, 'key' | 'value'>, sink: StateSink): boolean {
-  const key = m.key?.toString('utf8') ?? '';
-  const parts = key.split('\u0000');
-  if (parts[0] === 't' && parts.length === 4) {
-    const value = m.value === null ? null : (JSON.parse(m.value.toString('utf8')) as EntryState);
-    sink.entry(parts[1]!, Number(parts[2]), Number(parts[3]), value);
-    return true;
-  }
-  if (parts[0] === 'd' && parts.length === 2 && m.value !== null) {
-    sink.done(parts[1]!, Number(m.value.toString('utf8')));
-    return true;
-  }
-  return false;
-}
 
 interface Restore {
   end: number;

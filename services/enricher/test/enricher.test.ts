@@ -359,3 +359,28 @@ test('bounded memory: bytes per entry', () => {
   assert.equal(e.table.size, n);
   assert.ok(perEntry < 600, `${perEntry} bytes per entry`);
 });
+
+test('dropHeld: the held records, read again, are not taken for a sensor resend', () => {
+  const { e, events } = harness({ processWaitMs: 1000 });
+  const known = task(300, 30_000_000);
+  const late = task(301, 31_000_000, { comm: 'late' });
+  e.push(exec(known, '/usr/bin/known'), 0, 0);
+  const held = [socket(late, 'ESTABLISH'), socket(known, 'CLOSE')];
+  e.push(held[0]!, 1, 0); // waits for its process
+  e.push(held[1]!, 2, 0); // queued behind it
+  assert.equal(e.heldCount, 2);
+  e.dropHeld();
+  assert.equal(e.heldCount, 0);
+  // The same records from the committed offset, as after a rebalance.
+  e.push(held[0]!, 1, 10);
+  e.push(held[1]!, 2, 10);
+  assert.equal(e.counters.duplicates, 0);
+  e.expire(1010);
+  assert.deepEqual(
+    events.map((ev) => [ev.source.seq, ev.process.filename]),
+    [
+      [held[0]!.seq, 'late'],
+      [held[1]!.seq, 'known'],
+    ],
+  );
+});

@@ -144,6 +144,9 @@ interface HostState {
   /** The sensor run seen last and its highest sequence number. */
   runId: string;
   lastSeq: number;
+  /** runId and lastSeq before the oldest held record: dropHeld() goes back to them. */
+  runBeforeHeld: string;
+  seqBeforeHeld: number;
 }
 
 export class Enricher {
@@ -213,6 +216,10 @@ export class Enricher {
     }
     this.counters.records++;
     const h = this.hostState(record);
+    if (h.queue.length === h.head) {
+      h.runBeforeHeld = h.runId;
+      h.seqBeforeHeld = h.lastSeq;
+    }
     if (record.run_id === h.runId && record.seq <= h.lastSeq) {
       // A sensor resends a batch whose acknowledgement it never got.
       this.counters.duplicates++;
@@ -345,12 +352,18 @@ export class Enricher {
     if (position > h.done) h.done = position;
   }
 
-  /** Drops every held record (their input will be read again), keeps the table. */
+  /**
+   * Drops every held record (their input will be read again), keeps the
+   * table. The host's sensor sequence goes back to before the oldest held
+   * record, so that the records read again are not taken for a resend.
+   */
   dropHeld(): void {
     for (const h of this.busy) {
       h.queue = [];
       h.head = 0;
       h.waiting = 0;
+      h.runId = h.runBeforeHeld;
+      h.lastSeq = h.seqBeforeHeld;
     }
     this.busy.clear();
   }
@@ -374,6 +387,8 @@ export class Enricher {
         lastStatus: null,
         runId: '',
         lastSeq: -1,
+        runBeforeHeld: '',
+        seqBeforeHeld: -1,
       };
       this.hosts.set(hostId, h);
     }

@@ -1,0 +1,64 @@
+// What the enricher's service needs of a Kafka client, and no more: kafkajs
+// implements it now (kafkajs.ts); librdkafka can implement it later. The
+// protocol itself (partition.ts) knows no client at all.
+import type { StateSink } from './changelog';
+import type { OffsetCommit, RawMessage, TopicBatch } from './partition';
+
+/** Where a partition's flushes go. */
+export interface FlushOutput {
+  /**
+   * Produces the requests in order, then commits `commit`: one transaction
+   * when exactly once (aborted on any failure), else send then commit.
+   * Throws on failure.
+   */
+  write(requests: readonly TopicBatch[][], commit: OffsetCommit): Promise<void>;
+  /** Releases the output (a partition's transactional producer); never throws. */
+  close(): Promise<void>;
+}
+
+/** A fetched batch of one raw partition. */
+export interface RawBatch {
+  partition: number;
+  messages: readonly RawMessage[];
+  highWatermark: number;
+  /** Fetched before a seek, or the partition is no longer ours: its records come again from elsewhere. */
+  stale(): boolean;
+  /** Not stale, and the consumer is not stopping. */
+  live(): boolean;
+  /** The batch is handled up to `offset` (kafkajs: resolveOffset). */
+  consumed(offset: number): void;
+  heartbeat(): Promise<void>;
+}
+
+export interface ConsumerHandlers {
+  /** A batch; the client fetches the partition again once it resolves. */
+  batch(batch: RawBatch): Promise<void>;
+  /** The member joined the group (again) and owns these raw partitions now. */
+  assigned(partitions: number[]): void;
+  /** The consumer crashed; `restart`: the client restarts it itself. */
+  crashed(err: Error, restart: boolean): void;
+}
+
+export interface EnricherClient {
+  /** Connects, creates the missing topics, opens the shared output (at least once) and the changelog reader. */
+  start(): Promise<void>;
+  /** Joins the group on the raw topic and feeds `handlers`, `concurrency` partitions at a time. */
+  consume(handlers: ConsumerHandlers, concurrency: number): Promise<void>;
+  /**
+   * Exactly once: a transactional output for raw partition p, whose
+   * initialisation aborted the previous owner's open transaction and fenced it.
+   */
+  fence(partition: number): Promise<FlushOutput>;
+  /** At least once: the one output of every partition. */
+  shared(): FlushOutput;
+  /** The group's committed offset of raw partition p, else the start of the partition. */
+  committed(partition: number): Promise<number>;
+  /** Feeds changelog partition p from its start to its current end into `sink`. */
+  restore(partition: number, sink: StateSink): Promise<{ records: number }>;
+  /** Fetches raw partition p from `offset` on. */
+  seek(partition: number, offset: number): void;
+  /** Stops fetching; resolves once the batches in hand are handled. */
+  stopConsuming(): Promise<void>;
+  /** Leaves the group and disconnects; never throws. */
+  close(): Promise<void>;
+}
