@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
-import { DEFAULT_TOPICS } from '@netmon/common';
+import { DEFAULT_TOPICS, type KafkaSettings, NativeConsumer, NativeProducer, createLogger, withAdmin } from '@netmon/common';
 import { StackError, tailOf } from './errors';
 import { classPath } from './fetch';
 import { type StackLayout, renderTemplate, writeIfChanged } from './layout';
@@ -19,16 +18,13 @@ export function kafkaMarkers(layout: StackLayout): string[] {
 }
 
 /** A quiet, non-retrying client: the stack does its own waiting. */
-function client(layout: StackLayout, requestTimeout = 5000): Kafka {
-  return new Kafka({
-    clientId: 'netmon-stack',
-    brokers: [layout.kafka.address],
-    connectionTimeout: 1000,
-    requestTimeout,
-    retry: { retries: 0 },
-    logLevel: logLevel.NOTHING,
-  });
+/** The local broker as the services' Kafka settings (plain text, no auth). */
+function settingsOf(layout: StackLayout): KafkaSettings {
+  return { brokers: [layout.kafka.address], clientId: 'netmon-stack', compression: 'none', ssl: false };
 }
+
+/** librdkafka's own lines while the broker starts are expected: keep them out of the output. */
+const quiet = createLogger('stack', 'fatal');
 
 function writeConfig(layout: StackLayout): void {
   const k = layout.kafka;
@@ -108,24 +104,17 @@ async function withTimeout<T>(ms: number, what: string, body: Promise<T>): Promi
   }
 }
 
-/** Whether the broker answers: describe the cluster and list topics. */
+/** Whether the broker answers: list its topics. */
 export async function kafkaAnswers(layout: StackLayout, timeoutMs = 4000): Promise<{ ok: boolean; detail: string }> {
-  const admin = client(layout).admin();
   try {
-    return await withTimeout(
+    const topics = await withTimeout(
       timeoutMs,
       'kafka',
-      (async () => {
-        await admin.connect();
-        const cluster = await admin.describeCluster();
-        const topics = await admin.listTopics();
-        return { ok: true, detail: `cluster ${cluster.clusterId}, ${cluster.brokers.length} broker, ${topics.length} topics` };
-      })(),
+      withAdmin(settingsOf(layout), (admin) => admin.listTopics(timeoutMs)),
     );
+    return { ok: true, detail: `${topics.filter((t) => !t.startsWith('__')).length} topics` };
   } catch (err) {
     return { ok: false, detail: (err as Error).message };
-  } finally {
-    await admin.disconnect().catch(() => undefined);
   }
 }
 
@@ -148,21 +137,15 @@ export async function waitKafkaReady(layout: StackLayout, pid: number, timeoutMs
 
 /** Creates the Netmon topics that are missing. */
 export async function ensureTopics(layout: StackLayout, log: (msg: string) => void): Promise<void> {
-  const admin = client(layout, 30_000).admin();
   try {
-    await admin.connect();
-    const existing = new Set(await admin.listTopics());
-    const missing = Object.values(DEFAULT_TOPICS).filter((t) => !existing.has(t));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      topics: missing.map((topic) => ({ topic, numPartitions: TOPIC_PARTITIONS, replicationFactor: 1 })),
-      waitForLeaders: true,
+    const created = await withAdmin(settingsOf(layout), async (admin) => {
+      const made: string[] = [];
+      for (const topic of Object.values(DEFAULT_TOPICS)) if (await admin.createTopic(topic, TOPIC_PARTITIONS, 1, {}, 30_000)) made.push(topic);
+      return made;
     });
-    log(`kafka: created topics ${missing.join(', ')} (${TOPIC_PARTITIONS} partitions each)`);
+    if (created.length > 0) log(`kafka: created topics ${created.join(', ')} (${TOPIC_PARTITIONS} partitions each)`);
   } catch (err) {
     throw new StackError('create kafka topics', (err as Error).message, layout.kafka.log, { cause: err });
-  } finally {
-    await admin.disconnect().catch(() => undefined);
   }
 }
 
@@ -172,30 +155,29 @@ export async function ensureTopics(layout: StackLayout, log: (msg: string) => vo
  * a test does not meet "coordinator is loading" on a fresh broker.
  */
 export async function warmUpCoordinators(layout: StackLayout, timeoutMs = 60_000): Promise<void> {
-  const kafka = new Kafka({
-    clientId: 'netmon-stack',
-    brokers: [layout.kafka.address],
-    connectionTimeout: 1000,
-    requestTimeout: 10_000,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 }, // idempotent producers need retries
-    logLevel: logLevel.NOTHING,
-  });
+  const settings = settingsOf(layout);
   const until = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < until) {
-    const admin = kafka.admin();
-    const producer = kafka.producer({ transactionalId: 'netmon-stack-warmup', idempotent: true, maxInFlightRequests: 1 });
+    let producer: NativeProducer | undefined;
+    let consumer: NativeConsumer | undefined;
     try {
-      await admin.connect();
-      await admin.fetchOffsets({ groupId: 'netmon-stack-warmup', topics: [DEFAULT_TOPICS.raw] });
-      await producer.connect(); // InitProducerId: finds the transaction coordinator
+      // a group's committed offsets: finds the group coordinator
+      consumer = await NativeConsumer.connect(settings, quiet, { clientSuffix: 'warmup', groupId: 'netmon-stack-warmup' });
+      const group = consumer;
+      await new Promise<void>((resolve, reject) =>
+        group.native.committed([{ topic: DEFAULT_TOPICS.raw, partition: 0 }], 10_000, (err) => (err ? reject(err) : resolve())),
+      );
+      // InitProducerId: finds the transaction coordinator
+      producer = await NativeProducer.connect(settings, quiet, { clientSuffix: 'warmup', transactionalId: 'netmon-stack-warmup' });
+      await producer.initTransactions(10_000);
       return;
     } catch (err) {
       last = err;
       await sleep(500);
     } finally {
-      await producer.disconnect().catch(() => undefined);
-      await admin.disconnect().catch(() => undefined);
+      await producer?.disconnect();
+      await consumer?.disconnect();
     }
   }
   throw new StackError('warm up kafka coordinators', (last as Error)?.message ?? 'timeout', layout.kafka.log, { cause: last });

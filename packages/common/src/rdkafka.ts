@@ -335,6 +335,12 @@ export class NativeAdmin {
     );
   }
 
+  listTopics(timeoutMs = 5000): Promise<string[]> {
+    return new Promise((resolve, reject) =>
+      this.client.listTopics({ timeout: timeoutMs }, (err, topics) => (err ? reject(failure('admin', 'listing topics', err)) : resolve(topics))),
+    );
+  }
+
   deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
     return new Promise((resolve, reject) =>
       this.client.deleteTopic(topic, timeoutMs, (err) =>
