@@ -81,7 +81,12 @@ export async function stopPipelines(): Promise<void> {
 
 /** Every archived event under the pipeline's prefix. */
 export async function archived(p: Pipeline): Promise<NetworkEvent[]> {
-  const events: NetworkEvent[] = [];
+  return (await archivedObjects(p)).flatMap((o) => o.events);
+}
+
+/** The archive's objects in S3: each one's key, LastModified (ms; S3 keeps whole seconds) and events. */
+export async function archivedObjects(p: Pipeline): Promise<Array<{ key: string; modifiedMs: number; events: NetworkEvent[] }>> {
+  const objects: Array<{ key: string; modifiedMs: number; events: NetworkEvent[] }> = [];
   let token: string | undefined;
   do {
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: `${p.prefix}/dt=`, ContinuationToken: token }));
@@ -89,9 +94,13 @@ export async function archived(p: Pipeline): Promise<NetworkEvent[]> {
       if (!o.Key?.endsWith('.json.gz')) continue;
       const got = await s3.send(new GetObjectCommand({ Bucket: s3Settings.bucket, Key: o.Key }));
       const text = gunzipSync(Buffer.from(await got.Body!.transformToByteArray())).toString();
-      for (const line of text.split('\n').filter(Boolean)) events.push(JSON.parse(line) as NetworkEvent);
+      const events = text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as NetworkEvent);
+      objects.push({ key: o.Key, modifiedMs: o.LastModified?.getTime() ?? 0, events });
     }
     token = listed.NextContinuationToken;
   } while (token);
-  return events;
+  return objects;
 }
