@@ -22,8 +22,6 @@ export interface ArchiverSettings {
   maxQueuedFlushes: number;
   /** How long SIGTERM waits for in-flight flushes before leaving without them. */
   shutdownTimeoutMs: number;
-  /** Test hook (NETMON_ARCHIVER_TEST_CRASH_AFTER_UPLOAD=N): SIGKILL itself after the N-th flush is uploaded, before its commit. */
-  crashAfterUpload: number;
 }
 
 function envInt(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
@@ -48,6 +46,5 @@ export function archiverSettings(config: NetmonConfig, env: NodeJS.ProcessEnv = 
     uploadConcurrency: envInt(env, 'NETMON_ARCHIVER_UPLOAD_CONCURRENCY', 4, 1, 64),
     maxQueuedFlushes: 2,
     shutdownTimeoutMs: envInt(env, 'NETMON_ARCHIVER_SHUTDOWN_TIMEOUT_S', 60, 1, 3600) * 1000,
-    crashAfterUpload: envInt(env, 'NETMON_ARCHIVER_TEST_CRASH_AFTER_UPLOAD', 0, 0, 1_000_000),
   };
 }

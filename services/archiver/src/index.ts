@@ -1,5 +1,17 @@
 // @netmon/archiver: wires and exports; the logic lives in the modules below.
-export { Archiver } from './archiver';
+export { Archiver, type ArchiverOptions } from './archiver';
+export {
+  PartitionMachine,
+  Undecodable,
+  type Command,
+  type IoCommand,
+  type Notice,
+  type InMessage,
+  type BatchEnd,
+  type OpenFlush,
+  type PartitionOptions,
+} from './partition';
+export { KafkajsSource, type ArchiveSource, type SourceHandlers, type DeadLetterRecord } from './source';
 export { start, runArchiverCommand, runQueryCommand, ARCHIVER_HELP, QUERY_HELP, type ArchiverHandle, type CommandIo } from './command';
 export { archiverSettings, type ArchiverSettings } from './config';
 export { ArchiveQuery, syncArchive, cacheRoot, viewSql, formatTable } from './query';

@@ -12,6 +12,7 @@ import { start } from '../src/command';
 import { dataKey, hourOf, manifestKey, parseDataKey } from '../src/layout';
 import type { Manifest } from '../src/manifest';
 import {
+  type Child,
   type Fixture,
   cleanup,
   committed,
@@ -24,6 +25,7 @@ import {
   readArchive,
   repoRoot,
   spawnArchiver,
+  startS3Tap,
   waitUntil,
 } from './harness';
 import { assertSpecOrder } from './samples';
@@ -106,12 +108,46 @@ describe('archiver on the real stack', () => {
     const f = await fresh('crash', { flushRecords: 300 });
     const n = 3000;
     await produce(f, 0, n);
-    // Run 1 dies right after its first flush is in S3, before committing it.
-    const first = spawnArchiver(f, { NETMON_ARCHIVER_TEST_CRASH_AFTER_UPLOAD: '1' }, 'crash');
-    const how = await Promise.race([first.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('run 1 did not crash')), 60_000))]);
-    assert.equal(how.signal, 'SIGKILL', readFileSync(first.logFile, 'utf8').slice(-2000));
+    // Run 1 talks to S3 through a tap. The test kills it (SIGKILL, from outside)
+    // the moment S3 has stored every object of its first flush, before the tap
+    // passes the last answer on: everything is in S3 and the archiver cannot
+    // have committed, since it commits only once it has heard.
+    const stored = new Set<string>();
+    const manifests = new Map<string, Manifest | undefined>();
+    let run1: Child | undefined;
+    let killedAt: Manifest | undefined;
+    const tap = await startS3Tap(f.config.s3.endpoint, async (x) => {
+      if (x.method !== 'PUT' || x.status !== 200 || killedAt) return;
+      if (x.key.includes('/_flushes/')) {
+        manifests.set(x.key, undefined);
+        return;
+      }
+      if (!parseDataKey(x.key)) return;
+      stored.add(x.key);
+      for (const [mk, known] of manifests) {
+        const m = known ?? (await f.store.getManifest(mk));
+        manifests.set(mk, m);
+        if (!killedAt && m && m.objects.length > 0 && m.objects.every((o) => stored.has(o.key))) {
+          killedAt = m;
+          run1!.proc.kill('SIGKILL');
+          await run1!.exited;
+          return;
+        }
+      }
+    });
+    try {
+      run1 = spawnArchiver(f, { NETMON_S3_ENDPOINT: tap.endpoint }, 'crash');
+      const how = await Promise.race([run1.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('run 1 was not killed')), 60_000))]);
+      assert.equal(how.signal, 'SIGKILL', readFileSync(run1.logFile, 'utf8').slice(-2000));
+    } finally {
+      if (run1 && run1.proc.exitCode === null && run1.proc.signalCode === null) run1.proc.kill('SIGKILL');
+      await tap.close();
+    }
+    const m = killedAt;
+    assert.ok(m, 'killed by the test once a flush was in S3');
+    assert.doesNotMatch(readFileSync(run1.logFile, 'utf8'), /flush committed/, 'run 1 committed nothing');
     const afterCrash = await readArchive(f);
-    assert.ok(afterCrash.keys.length > 0, 'the crashed run uploaded objects');
+    for (const o of m.objects) assert.ok(afterCrash.keys.includes(o.key), `${o.key} is in S3`);
     const perPartition = new Map<string, number>();
     for (const mk of afterCrash.manifests) perPartition.set(path.dirname(mk), (perPartition.get(path.dirname(mk)) ?? 0) + 1);
     assert.ok(afterCrash.manifests.length >= 1);
@@ -120,7 +156,6 @@ describe('archiver on the real stack', () => {
       'at most one (uncommitted) flush per partition',
     );
     assert.equal((await committed(f)).size === 0 || [...(await committed(f)).values()].every((o) => o < 0), true, 'nothing committed');
-    const m = JSON.parse((await f.store.getBytes(afterCrash.manifests[0]!)).toString('utf8')) as Manifest;
     const before = new Map<string, string>();
     for (const key of afterCrash.keys) before.set(key, (await f.store.getBytes(key)).toString('base64'));
 

@@ -3,6 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -196,4 +198,63 @@ export function spawnArchiver(f: Fixture, env: Record<string, string> = {}, tag 
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
   return { proc, exited, logFile };
+}
+
+/** A call the archiver made to S3, as the S3 server answered it. */
+export interface S3Exchange {
+  method: string;
+  /** The object key (path-style URL: after the bucket). */
+  key: string;
+  status: number;
+}
+
+export interface S3Tap {
+  /** The endpoint to give the archiver (NETMON_S3_ENDPOINT). */
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A pass-through proxy in front of the S3 server. Every answer of the server
+ * goes to `onAnswer` before the archiver sees it, so a test can act (kill the
+ * archiver) at an exact point of the protocol: after an object is stored and
+ * before the archiver learns it, hence before anything that follows (its
+ * commit). SigV4 signs the Host header, which is forwarded as it came.
+ */
+export async function startS3Tap(target: string, onAnswer: (x: S3Exchange) => Promise<void> | void): Promise<S3Tap> {
+  const up = new URL(target);
+  const sockets = new Set<import('node:net').Socket>();
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const headers = { ...req.headers };
+    delete headers.expect; // node answered 100-continue already
+    const fwd = request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (c: Buffer) => chunks.push(c));
+      answer.on('end', () => {
+        const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.split('/').slice(2).join('/'));
+        Promise.resolve(onAnswer({ method: req.method ?? '', key, status: answer.statusCode ?? 0 }))
+          .catch(() => undefined)
+          .then(() => {
+            if (res.destroyed) return;
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            res.end(Buffer.concat(chunks));
+          });
+      });
+    });
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
