@@ -6,6 +6,15 @@ import path from 'node:path';
 export const REPO_ROOT = path.resolve(__dirname, '../../../..');
 export const NETMON_BIN = path.join(REPO_ROOT, 'bin/netmon.js');
 
+/**
+ * The sensor's capabilities, all it needs as a non-root user: BPF and PERFMON
+ * load the programs and read kernel memory, NET_ADMIN attaches the cgroup
+ * socket hooks, SYS_PTRACE reads /proc/PID/exe for the start-up snapshot. The
+ * least-privilege test runs the sensor with exactly these; the manifests test
+ * checks that the DaemonSet and the systemd unit grant exactly these.
+ */
+export const SENSOR_CAPS = ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_PTRACE'] as const;
+
 export interface Child {
   proc: ChildProcess;
   stdout: () => string;

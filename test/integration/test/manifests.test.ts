@@ -8,13 +8,11 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { type NetmonConfig, parseConfig } from '@netmon/common';
 import { parse, parseAllDocuments } from 'yaml';
-import { REPO_ROOT } from '../src';
+import { REPO_ROOT, SENSOR_CAPS } from '../src';
 
 // biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are walked as plain data
 type Obj = any;
 
-/** The sensor's capabilities: the manifests, the unit and docs/operations.md say the same. */
-const SENSOR_CAPS = ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_PTRACE'];
 const NO_ENV = {}; // parseConfig without this process's KAFKA_BROKERS & co.
 
 const K8S = path.join(REPO_ROOT, 'infra/k8s');
@@ -266,15 +264,16 @@ describe('systemd units (infra/systemd)', () => {
     });
   }
 
-  test('the sensor runs as root with exactly the documented capabilities; spool dir writable', () => {
+  test('the sensor runs as a dynamic (non-root) user with exactly the documented capabilities; spool dir writable', () => {
     const u = unit('sensor');
     const caps = SENSOR_CAPS.map((c) => `CAP_${c}`);
-    assert.equal(one(u, 'User'), 'root');
+    assert.equal(one(u, 'DynamicUser'), 'yes');
+    assert.equal(u.Service?.User, undefined);
+    assert.equal(one(u, 'NoNewPrivileges'), 'yes');
     assert.deepEqual(one(u, 'CapabilityBoundingSet').split(/\s+/), caps);
     assert.deepEqual(one(u, 'AmbientCapabilities').split(/\s+/), caps);
     assert.equal(one(u, 'ReadWritePaths'), '/var/lib/netmon');
     assert.ok(clusterConfig.sensor.spoolDir.startsWith('/var/lib/netmon/'));
-    assert.equal(u.Service?.DynamicUser, undefined);
   });
 
   test('enricher and archiver: DynamicUser, no capabilities; stop timeout above the archiver’s bound', () => {

@@ -592,17 +592,20 @@ bool CheckPrivileges(Failure &f) {
   if (syscall(SYS_capget, &hdr, data) != 0)
     return Fail(f, "ESYS", "privileges", "capget", errno);
   __u32 eff[2] = {data[0].effective, data[1].effective};
-  bool admin = HasCap(eff, CAP_SYS_ADMIN);
-  bool bpf = admin || (HasCap(eff, 39 /* CAP_BPF */) && HasCap(eff, 38 /* CAP_PERFMON */));
-  bool net = admin || HasCap(eff, CAP_NET_ADMIN);
-  if (!bpf)
+  if (HasCap(eff, CAP_SYS_ADMIN)) return true;  // root, or CAP_SYS_ADMIN: everything below
+  // Name exactly what is missing: an operator granting capabilities one by
+  // one (setpriv, systemd, Kubernetes) needs to know which.
+  std::string missing;
+  const struct { int cap; const char *name; const char *why; } needed[] = {
+      {39, "CAP_BPF", "to load the programs and maps"},
+      {38, "CAP_PERFMON", "to read kernel memory from the programs"},
+      {CAP_NET_ADMIN, "CAP_NET_ADMIN", "to attach the cgroup socket hooks"},
+  };
+  for (const auto &n : needed)
+    if (!HasCap(eff, n.cap)) missing += std::string(missing.empty() ? "" : ", ") + n.name + " (" + n.why + ")";
+  if (!missing.empty())
     return Fail(f, "EPRIV", "privileges",
-                "not root or missing CAP_BPF/CAP_PERFMON (uid " + std::to_string(geteuid()) +
-                    ")",
-                EPERM);
-  if (!net)
-    return Fail(f, "EPRIV", "privileges",
-                "missing CAP_NET_ADMIN, needed to attach the cgroup socket hooks", EPERM);
+                "missing " + missing + " (uid " + std::to_string(geteuid()) + ", not root)", EPERM);
   return true;
 }
 

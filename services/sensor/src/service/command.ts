@@ -1,6 +1,7 @@
 // `netmon sensor --config FILE`: runs until SIGTERM/SIGINT, then stops the
 // probes, flushes (or spools) what is queued, and exits 0.
 import { createLogger, loadConfig, parseFlags, stringFlag } from '@netmon/common';
+import { ProbeError } from '../probe/errors';
 import { kernelSource } from './kernel';
 import { startSensor } from './sensor';
 
@@ -19,9 +20,18 @@ export async function runSensorCommand(argv: string[]): Promise<number> {
   if (!flags) return 0;
   const config = loadConfig(stringFlag(flags, 'config'));
   const logger = createLogger('sensor', config.log.level);
-  const sensor = await startSensor(config, logger, {
-    startSource: kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes }),
-  });
+  let sensor: Awaited<ReturnType<typeof startSensor>>;
+  try {
+    sensor = await startSensor(config, logger, {
+      startSource: kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes }),
+    });
+  } catch (err) {
+    if (!(err instanceof ProbeError)) throw err;
+    // The kernel refused (privileges, BTF, verifier): one line that says why.
+    logger.fatal({ code: err.code, step: err.step }, err.message);
+    process.stderr.write(`netmon sensor: ${err.message}\n`);
+    return 1;
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -126,12 +126,19 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
   // Start the probes first so that nothing that happens during the /proc scan
   // is missed, but hold their records until the snapshot is out.
   let held: TimedPayload[][] | undefined = [];
-  const source: KernelSource = opts.startSource((batch) => {
-    seen += batch.length;
-    metric.seen.inc(batch.length);
-    if (held) held.push(batch);
-    else publish(batch);
-  });
+  let source: KernelSource;
+  try {
+    source = opts.startSource((batch) => {
+      seen += batch.length;
+      metric.seen.inc(batch.length);
+      if (held) held.push(batch);
+      else publish(batch);
+    });
+  } catch (err) {
+    // Nothing may keep a sensor that cannot see the kernel alive.
+    await publisher.close(0);
+    throw err;
+  }
   log.info({ mode: source.mode, reason: source.reason }, 'probes attached');
   if (opts.snapshot !== false) {
     const processes = snapshotProcesses(opts.procDir, config.sensor.maxArgsBytes);
