@@ -109,10 +109,7 @@ async function run(name: string, source: 'synthetic' | 'kernel') {
   const rss: number[] = [];
   const rssTimer = setInterval(() => rss.push(process.memoryUsage().rss), 100);
   const sensor = await startSensor(config, logger, {
-    startSource:
-      source === 'synthetic'
-        ? synthetic.start
-        : kernelSource({ mode: 'auto', ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes }),
+    startSource: source === 'synthetic' ? synthetic.start : kernelSource({ ...config.sensor, attachMode: 'auto' }),
     snapshot: false,
     onProduced: (ms: number) => latencies.push(ms),
   });

@@ -4,7 +4,7 @@
 // reason is logged, and the count is printed on exit.
 import { type NetmonConfig, type NetworkEvent, type RawPayloadOf, type RawRecord, createLogger, describeError, wrapPayload } from '@netmon/common';
 import { Enricher, type EnricherOptions, RejectTally, enricherOptions } from '@netmon/enricher';
-import { type TimedPayload, hostIdentity, kernelSource, snapshotProcesses } from '@netmon/sensor';
+import { type TimedPayload, compileRedaction, hostIdentity, kernelSource, snapshotProcesses } from '@netmon/sensor';
 import { randomUUID } from 'node:crypto';
 import { formatEvent } from './view';
 
@@ -92,15 +92,18 @@ export async function runEmbedded(config: NetmonConfig, options: EmbeddedOptions
   // Probes first, so nothing is missed during the /proc scan; their batches
   // wait until the snapshot is in the table.
   let held: TimedPayload[][] | undefined = [];
-  const source = kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes })(
-    (batch) => {
-      if (held) held.push(batch);
-      else push(batch);
-    },
-  );
+  const source = kernelSource(config.sensor)((batch) => {
+    if (held) held.push(batch);
+    else push(batch);
+  });
   process.stderr.write(`netmon run: probes attached (${source.mode}: ${source.reason})\n`);
   const at = Date.now() * 1000;
-  push(snapshotProcesses('/proc', config.sensor.maxArgsBytes).map((value) => ({ payload: { kind: 'exec', value } satisfies RawPayloadOf, timeUs: at })));
+  push(
+    snapshotProcesses('/proc', config.sensor.maxArgsBytes, compileRedaction(config.sensor.redactArgs)).map((value) => ({
+      payload: { kind: 'exec', value } satisfies RawPayloadOf,
+      timeUs: at,
+    })),
+  );
   for (const batch of held) push(batch);
   held = undefined;
   const ticker = setInterval(() => feed.expire(Date.now()), 100);

@@ -3,7 +3,7 @@
 // keys are errors too, so a typo never silently falls back to a default.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_BROKERS, DEFAULT_MAX_ARGS_BYTES, DEFAULT_S3, DEFAULT_TOPICS } from './defaults';
+import { DEFAULT_BROKERS, DEFAULT_MAX_ARGS_BYTES, DEFAULT_REDACT_ARGS, DEFAULT_S3, DEFAULT_TOPICS } from './defaults';
 import { ConfigError } from './errors';
 import { validateTopicName } from './topics';
 
@@ -21,6 +21,18 @@ export interface KafkaSettings {
   /** false, or TLS options (file paths are read at connect time). */
   ssl: false | { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized: boolean };
   sasl?: { mechanism: SaslMechanism; username: string; password: string };
+}
+
+/**
+ * One redaction rule of sensor.redact_args (regular expressions, matched
+ * case-insensitively): `arg` replaces its named group `secret` (or its whole
+ * match) in any argument; `flag` replaces the argument after one it matches
+ * whole; `binary` limits the rule to programs whose file name it matches.
+ */
+export interface RedactRule {
+  arg?: string;
+  flag?: string;
+  binary?: string;
 }
 
 export interface S3Settings {
@@ -58,6 +70,8 @@ export interface NetmonConfig {
     ringBufferBytes: number;
     /** args kept per process, UTF-8 bytes, "…" included when cut */
     maxArgsBytes: number;
+    /** secrets replaced in args before anything leaves the host ([] : none) */
+    redactArgs: RedactRule[];
     spoolDir: string;
     spoolMaxBytes: number;
     statusIntervalS: number;
@@ -169,6 +183,23 @@ class Section {
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isRegex = (v: unknown): v is string => {
+  if (typeof v !== 'string' || v.length === 0) return false;
+  try {
+    new RegExp(v, 'dgi');
+    return true;
+  } catch {
+    return false;
+  }
+};
+const isRedactRule = (v: unknown): v is RedactRule => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const r = v as Record<string, unknown>;
+  const keys = Object.keys(r);
+  if (!keys.every((k) => k === 'arg' || k === 'flag' || k === 'binary')) return false;
+  if ((r.arg === undefined) === (r.flag === undefined)) return false; // exactly one of them
+  return [r.arg, r.flag, r.binary].every((x) => x === undefined || isRegex(x));
+};
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 const HOST_PORT = { re: /^[^\s:]+:\d{1,5}$/, what: 'host:port' };
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -210,6 +241,9 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     attachMode: sensor.oneOf<AttachMode>('attach_mode', ['auto', 'fentry', 'kprobe', 'tracepoint'], 'auto'),
     ringBufferBytes: sensor.int('ring_buffer_bytes', 8 << 20, 4096, 1 << 30),
     maxArgsBytes: sensor.int('max_args_bytes', DEFAULT_MAX_ARGS_BYTES, 256, 65536),
+    redactArgs: sensor.has('redact_args')
+      ? sensor.list('redact_args', isRedactRule, '{ arg: REGEX } or { flag: REGEX }, with an optional binary: REGEX (valid regular expressions)')
+      : DEFAULT_REDACT_ARGS,
     spoolDir: sensor.string('spool_dir', '/var/lib/netmon/spool'),
     spoolMaxBytes: sensor.int('spool_max_bytes', 1 << 30, 0),
     statusIntervalS: sensor.int('status_interval_s', 10, 1, 3600),

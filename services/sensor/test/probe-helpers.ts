@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ProcessExec, ProcessFork, SocketEvent } from '@netmon/common';
-import { type AttachMode, NetmonProbe, ProbeError, type TimedPayload } from '../src/index';
+import { type AttachMode, NetmonProbe, ProbeError, type Redaction, type TimedPayload } from '../src/index';
 
 export const NODE = fs.realpathSync(process.execPath);
 
@@ -29,8 +29,8 @@ export class Collector {
   readonly records: TimedPayload[] = [];
   readonly probe: NetmonProbe;
 
-  constructor(mode: AttachMode = 'tracepoint', maxArgsBytes?: number) {
-    this.probe = NetmonProbe.start({ mode, maxArgsBytes, onPayloads: (batch) => this.records.push(...batch) });
+  constructor(mode: AttachMode = 'tracepoint', maxArgsBytes?: number, redaction?: Redaction) {
+    this.probe = NetmonProbe.start({ mode, maxArgsBytes, redaction, onPayloads: (batch) => this.records.push(...batch) });
   }
 
   sockets(pid: number, kind?: SocketEvent['kind']): SocketSeen[] {

@@ -9,14 +9,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { formatAddress } from '@netmon/common';
+import { DEFAULT_REDACT_ARGS, formatAddress } from '@netmon/common';
+import { REDACTED, compileRedaction } from '../src/index';
 import { Child, Collector, NODE, type SocketSeen, bpfUnavailable, closedPort, procStartUs, scripts, waitFor } from './probe-helpers';
 
 const unavailable = bpfUnavailable();
 let c: Collector;
 
 before(() => {
-  if (!unavailable) c = new Collector('tracepoint');
+  // with the default redaction, as `netmon sensor` runs
+  if (!unavailable) c = new Collector('tracepoint', undefined, compileRedaction(DEFAULT_REDACT_ARGS));
 });
 after(async () => {
   await c?.stop();
@@ -431,4 +433,23 @@ test('a connect from a process that was running before the probes loaded', { ski
     await late.stop();
     server.kill();
   }
+});
+
+test('secrets in a real command line are redacted before the record leaves the probe', { skip: unavailable }, async () => {
+  const args = ['-c', 'import sys; print(sys.argv[1:])', '--password=hunter2', '--token', 't0k', 'postgres://app:s3cret@db:5432/x', '--verbose'];
+  const p = new Child(PY, args);
+  await p.exited;
+  const exec = await waitFor('exec of the python child', () => c.exec(p.pid));
+  assert.equal(exec.binary_path, PY, 'the path is untouched: filters still match on it');
+  assert.deepEqual(exec.args, [
+    '-c',
+    'import sys; print(sys.argv[1:])',
+    `--password=${REDACTED}`,
+    '--token',
+    REDACTED,
+    `postgres://app:${REDACTED}@db:5432/x`,
+    '--verbose',
+  ]);
+  const text = JSON.stringify(c.records.filter((r) => r.payload.kind === 'exec' && r.payload.value.task.pid === p.pid));
+  for (const secret of ['hunter2', 't0k', 's3cret']) assert.ok(!text.includes(secret), `${secret} left the probe`);
 });

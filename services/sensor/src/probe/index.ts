@@ -1,5 +1,6 @@
 export * from './exec-facts';
 export * from './records';
+export * from './redact';
 export * from './errors';
 export * from './layout';
 export { addonPath } from './native';

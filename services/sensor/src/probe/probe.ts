@@ -4,6 +4,7 @@ import { type ModeAttempt, ProbeArgumentError, attemptsFromNative, fromNative } 
 import { KIND_MAX, Kind, ModeCode } from './layout';
 import { type NativeProbe, loadAddon } from './native';
 import { type TimedPayload, decodeBatch } from './records';
+import type { Redaction } from './redact';
 
 export const ATTACH_MODES = ['auto', 'fentry', 'kprobe', 'tracepoint'] as const;
 export type AttachMode = (typeof ATTACH_MODES)[number];
@@ -28,6 +29,8 @@ export interface ProbeOptions {
   onPayloads?: (payloads: TimedPayload[]) => void;
   /** sensor.max_args_bytes, for onPayloads (default 4096) */
   maxArgsBytes?: number;
+  /** secrets to replace in args, for onPayloads (compileRedaction of sensor.redact_args) */
+  redaction?: Redaction;
   /** the raw batch of packed records (layout.ts), before any decoding */
   onBatch?: (batch: Buffer) => void;
   /** an exception thrown by onPayloads/onBatch; without it, it is rethrown */
@@ -90,7 +93,7 @@ export class NetmonProbe {
   static start(opts: ProbeOptions = {}): NetmonProbe {
     const mode = validateMode(opts.mode ?? 'auto');
     const ring = validateRingBufferBytes(opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES);
-    const { onPayloads, onBatch, onError, maxArgsBytes } = opts;
+    const { onPayloads, onBatch, onError, maxArgsBytes, redaction } = opts;
     const addon = loadAddon();
     const native = new addon.Probe();
     let resolveClosed!: () => void;
@@ -101,7 +104,7 @@ export class NetmonProbe {
     const handle = (buf: Buffer): void => {
       try {
         onBatch?.(buf);
-        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, maxArgsBytes }));
+        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, maxArgsBytes, redaction }));
       } catch (err) {
         if (onError) onError(err);
         else

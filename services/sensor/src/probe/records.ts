@@ -13,6 +13,7 @@ import {
   formatAddress,
 } from '@netmon/common';
 import { commandLineArgs, executablePath, limitArgs, splitArgs } from './exec-facts';
+import { type Redaction, redactArgs } from './redact';
 import { AF_INET, COMM_LEN, EXEC, EXIT, ExecFlag, FORK, HDR, Kind, MAX_CGROUP_PATH, MAX_PATH, SOCK, SecureExec, TASK, TUPLE } from './layout';
 
 /** A contract payload with the wall-clock time of its fact. */
@@ -29,6 +30,8 @@ export interface DecodeOptions {
   maxArgsBytes?: number;
   /** Where cut paths and args are completed from; tests pass a fake one. */
   proc?: string;
+  /** Secrets replaced in args (compileRedaction of sensor.redact_args); none when absent. */
+  redaction?: Redaction;
 }
 
 export function cstr(buf: Buffer, start: number, len: number): string {
@@ -106,7 +109,10 @@ function execEvent(buf: Buffer, off: number, tsNs: number, options: DecodeOption
       cut = false;
     }
   }
-  const limited = limitArgs(args, maxArgsBytes, cut);
+  // Secrets go before anything else sees the args (and before the cut, so a
+  // cut cannot leave half a secret the rules no longer recognise).
+  const filename = binaryPath.slice(binaryPath.lastIndexOf('/') + 1) || task.comm;
+  const limited = limitArgs(options.redaction ? redactArgs(args, filename, options.redaction) : args, maxArgsBytes, cut);
   return {
     task,
     snapshot: false,

@@ -23,7 +23,7 @@ export async function runSensorCommand(argv: string[]): Promise<number> {
   let sensor: Awaited<ReturnType<typeof startSensor>>;
   try {
     sensor = await startSensor(config, logger, {
-      startSource: kernelSource({ mode: config.sensor.attachMode, ringBufferBytes: config.sensor.ringBufferBytes, maxArgsBytes: config.sensor.maxArgsBytes }),
+      startSource: kernelSource(config.sensor),
     });
   } catch (err) {
     if (!(err instanceof ProbeError)) throw err;

@@ -1,13 +1,21 @@
 // The sensor's source of kernel facts: the probes, their batches decoded
 // (probe/records.ts) straight into the raw contract's payloads.
-import type { AttachMode } from '@netmon/common';
+import type { NetmonConfig } from '@netmon/common';
 import { NetmonProbe } from '../probe/probe';
+import { compileRedaction } from '../probe/redact';
 import type { KernelSource, StartSource } from './source';
 
-/** Starts the probes; their batches arrive as payloads. */
-export function kernelSource(options: { mode: AttachMode; ringBufferBytes: number; maxArgsBytes: number }): StartSource {
+/** Starts the probes as the sensor settings say; their batches arrive as payloads. */
+export function kernelSource(sensor: NetmonConfig['sensor']): StartSource {
+  const redaction = compileRedaction(sensor.redactArgs);
   return (onPayloads) => {
-    const probe = NetmonProbe.start({ ...options, onPayloads });
+    const probe = NetmonProbe.start({
+      mode: sensor.attachMode,
+      ringBufferBytes: sensor.ringBufferBytes,
+      maxArgsBytes: sensor.maxArgsBytes,
+      redaction,
+      onPayloads,
+    });
     const source: KernelSource = {
       mode: probe.mode,
       reason: probe.reason,

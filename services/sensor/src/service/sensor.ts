@@ -6,6 +6,7 @@ import { type Logger, NativeProducer, type NetmonConfig, type RawPayloadOf, crea
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { hostIdentity } from './identity';
 import { Publisher } from './publisher';
+import { compileRedaction } from '../probe/redact';
 import { snapshotProcesses } from './snapshot';
 import type { KernelSource, StartSource, TimedPayload } from './source';
 import { Spool } from './spool';
@@ -141,7 +142,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
   }
   log.info({ mode: source.mode, reason: source.reason }, 'probes attached');
   if (opts.snapshot !== false) {
-    const processes = snapshotProcesses(opts.procDir, config.sensor.maxArgsBytes);
+    const processes = snapshotProcesses(opts.procDir, config.sensor.maxArgsBytes, compileRedaction(config.sensor.redactArgs));
     const at = nowUs();
     publish(processes.map((value) => ({ payload: { kind: 'exec', value } satisfies RawPayloadOf, timeUs: at })));
     if (processes.unreadable)

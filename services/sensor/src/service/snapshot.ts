@@ -3,6 +3,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { DEFAULT_MAX_ARGS_BYTES, type ProcessExec, type SecureExecFlag } from '@netmon/common';
 import { US_PER_TICK, limitArgs, parseStartTicks, splitArgs } from '../probe/exec-facts';
+import { type Redaction, redactArgs } from '../probe/redact';
 
 export function parseStatus(text: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -23,7 +24,7 @@ export function parseCgroup(text: string): string {
 const hexCaps = (value: string | undefined) => Number.parseInt(value ?? '0', 16);
 
 /** One process's snapshot record, or undefined if it vanished or is a kernel thread. */
-export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES): ProcessExec | undefined {
+export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES, redaction: Redaction = []): ProcessExec | undefined {
   const dir = `${proc}/${pid}`;
   try {
     const status = parseStatus(readFileSync(`${dir}/status`, 'utf8'));
@@ -42,7 +43,8 @@ export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFA
     try {
       auid = Number(readFileSync(`${dir}/loginuid`, 'utf8'));
     } catch {}
-    const args = limitArgs(splitArgs(cmdline).slice(1), maxArgsBytes, false);
+    const path = exe.replace(/ \(deleted\)$/, '');
+    const args = limitArgs(redactArgs(splitArgs(cmdline).slice(1), path.slice(path.lastIndexOf('/') + 1), redaction), maxArgsBytes, false);
     const secureexec: SecureExecFlag[] = [];
     if (uid !== euid) secureexec.push('SETUID');
     if (gid !== egid) secureexec.push('SETGID');
@@ -67,7 +69,7 @@ export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFA
         ktime_us: 0,
       },
       snapshot: true,
-      binary_path: exe.replace(/ \(deleted\)$/, ''),
+      binary_path: path,
       args: args.args,
       args_truncated: args.truncated,
       secureexec,
@@ -79,13 +81,13 @@ export function snapshotProcess(pid: number, proc = '/proc', maxArgsBytes = DEFA
 }
 
 /** Every running user-space process, and how many could not be read. */
-export function snapshotProcesses(proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES): ProcessExec[] & { unreadable?: number } {
+export function snapshotProcesses(proc = '/proc', maxArgsBytes = DEFAULT_MAX_ARGS_BYTES, redaction: Redaction = []): ProcessExec[] & { unreadable?: number } {
   const out: ProcessExec[] & { unreadable?: number } = [];
   let unreadable = 0;
   for (const name of readdirSync(proc)) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const p = snapshotProcess(Number(name), proc, maxArgsBytes);
+      const p = snapshotProcess(Number(name), proc, maxArgsBytes, redaction);
       if (p) out.push(p);
     } catch {
       unreadable++; // EACCES without CAP_SYS_PTRACE: counted and logged by the caller
