@@ -76,6 +76,8 @@ export interface NetmonConfig {
     spoolMaxBytes: number;
     statusIntervalS: number;
     metricsPort: number;
+    /** /readyz fails once records have gone to the spool (Kafka slow or away) for this long */
+    notReadyAfterSpoolingS: number;
   };
   enricher: { groupId: string; exactlyOnce: boolean; processWaitMs: number; metricsPort: number };
   archiver: {
@@ -248,6 +250,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     spoolMaxBytes: sensor.int('spool_max_bytes', 1 << 30, 0),
     statusIntervalS: sensor.int('status_interval_s', 10, 1, 3600),
     metricsPort: sensor.int('metrics_port', 9464, 0, 65535),
+    notReadyAfterSpoolingS: sensor.int('not_ready_after_spooling_s', 120, 1, 86_400),
   };
   if ((sensorCfg.ringBufferBytes & (sensorCfg.ringBufferBytes - 1)) !== 0) {
     sensor.fail('ring_buffer_bytes', 'a power of two (the kernel requires it)', sensorCfg.ringBufferBytes);

@@ -39,10 +39,10 @@ function metricsPort(container: Obj): number {
   assert.ok(port, `${container.name}: a port named metrics`);
   return port.containerPort;
 }
-function assertHealthProbe(container: Obj, probe: string) {
+function assertHealthProbe(container: Obj, probe: string, path = '/healthz') {
   const p = container[probe];
   assert.ok(p, `${container.name}: ${probe}`);
-  assert.equal(p.httpGet.path, '/healthz', `${container.name}: ${probe} path`);
+  assert.equal(p.httpGet.path, path, `${container.name}: ${probe} path`);
   assert.equal(p.httpGet.port, 'metrics', `${container.name}: ${probe} port`);
 }
 function mount(container: Obj, pod: Obj, mountPath: string): { readOnly: boolean; volume: Obj } {
@@ -109,11 +109,12 @@ describe('Kubernetes manifests (infra/k8s)', () => {
     assert.equal(mount(c, pod, '/run/netmon').volume.emptyDir !== undefined, true);
   });
 
-  test('sensor: metrics port, /healthz probes, resources sized for < 150 MB RSS, room to flush on SIGTERM', () => {
+  test('sensor: metrics port, /readyz and /healthz probes, resources sized for < 150 MB RSS, room to flush on SIGTERM', () => {
     const pod = sensor.spec.template.spec;
     const c = pod.containers[0];
     assert.equal(metricsPort(c), ports.sensor);
-    assertHealthProbe(c, 'readinessProbe');
+    assertHealthProbe(c, 'readinessProbe', '/readyz');
+    assertHealthProbe(c, 'livenessProbe');
     assert.ok(c.resources.requests.cpu && c.resources.requests.memory);
     const limitMi = Number.parseInt(c.resources.limits.memory, 10);
     assert.match(c.resources.limits.memory, /^\d+Mi$/);

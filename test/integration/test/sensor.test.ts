@@ -54,14 +54,20 @@ async function startSensor(config: string): Promise<Child> {
   return sensor;
 }
 
-/** A value of the running sensor's Prometheus metrics (its port is in its log). */
+/** A value of the running sensor's Prometheus metrics. */
 async function sensorMetric(sensor: Child, name: string): Promise<number> {
-  const port = /"metrics_port":(\d+)/.exec(sensor.stderr())?.[1];
-  assert.ok(port, 'the sensor logs its metrics port');
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = (await probe(sensor, '/metrics')).body;
   const line = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
   assert.ok(line, `${name} in the sensor's metrics`);
   return Number(line[1]);
+}
+
+/** GET a path of the sensor's metrics server. */
+async function probe(sensor: Child, pathname: string): Promise<{ status: number; body: string }> {
+  const port = /"metrics_port":(\d+)/.exec(sensor.stderr())?.[1];
+  assert.ok(port, 'the sensor logs its metrics port');
+  const res = await fetch(`http://127.0.0.1:${port}${pathname}`);
+  return { status: res.status, body: await res.text() };
 }
 
 /** A raw message packs several records back to back. */
@@ -169,16 +175,26 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
   }, async () => {
     const topic = await createTopic(kafka, 'netmon.it.outage');
     topics.push(topic);
-    const sensor = await startSensor(sensorConfig(topic));
+    const sensor = await startSensor(sensorConfig(topic, ', not_ready_after_spooling_s: 3'));
     const traffic = startTraffic(400, 100); // ~45 s of connections
     await new Promise((r) => setTimeout(r, 5000));
+    assert.equal((await probe(sensor, '/readyz')).status, 200, 'ready while Kafka takes the records');
     await stopKafka();
-    await new Promise((r) => setTimeout(r, 30_000));
+    const outage = Date.now();
+    // Spooling past the bound: not ready (with the reason), but alive.
+    const notReady = await waitUntil('the sensor to report not ready', async () => {
+      const r = await probe(sensor, '/readyz');
+      return r.status === 503 ? r : undefined;
+    });
+    assert.match(notReady.body, /spooling for \d+ s/);
+    assert.equal((await probe(sensor, '/healthz')).status, 200, 'a spooling sensor stays alive');
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - outage))));
     await startKafka();
     assert.equal(await traffic.exited, 0);
     const logged = parseLog(traffic);
     // The spool drains by itself once the broker is back: watch the sensor's gauge.
     await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500);
+    await waitUntil('the sensor to be ready again', async () => ((await probe(sensor, '/readyz')).status === 200 ? true : undefined), 30_000, 500);
     assert.equal(await sensor.stop(), 0, sensor.stderr().slice(-2000));
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
     assertSequences(records);

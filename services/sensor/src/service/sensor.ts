@@ -214,7 +214,24 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     ]);
   };
   const statusTimer = setInterval(publishStatus, config.sensor.statusIntervalS * 1000);
-  const metrics = await startMetricsServer(registry, config.sensor.metricsPort, () => undefined);
+  // Readiness: Kafka takes what the kernel gives. Records waiting on disk for
+  // longer than the bound (Kafka slow or away) make the sensor not ready;
+  // liveness stays: a restart would only lose what the spool holds.
+  let spoolingSince: number | undefined;
+  const sampleSpooling = () => {
+    if (publisher.isHealthy && spool.isEmpty) spoolingSince = undefined;
+    else spoolingSince ??= Date.now();
+  };
+  const spoolingTimer = setInterval(sampleSpooling, 1000);
+  const ready = () => {
+    sampleSpooling();
+    if (spoolingSince === undefined) return undefined;
+    const s = (Date.now() - spoolingSince) / 1000;
+    return s >= config.sensor.notReadyAfterSpoolingS
+      ? `spooling for ${Math.round(s)} s (${spool.bytes} bytes waiting): Kafka is slow or unreachable`
+      : undefined;
+  };
+  const metrics = await startMetricsServer(registry, config.sensor.metricsPort, () => undefined, undefined, ready);
   log.info({ metrics_port: metrics.port, topic: config.topics.raw }, 'sensor started');
 
   let stopped: Promise<void> | undefined;
@@ -226,6 +243,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     stop: () => {
       stopped ??= (async () => {
         clearInterval(statusTimer);
+        clearInterval(spoolingTimer);
         await source.stop(); // the last kernel batch is delivered before this resolves
         publishStatus();
         await publisher.close(15_000);
