@@ -1,6 +1,6 @@
-// What the enricher's service needs of a Kafka client, and no more: kafkajs
-// implements it now (kafkajs.ts); librdkafka can implement it later. The
-// protocol itself (partition.ts) knows no client at all.
+// What the enricher's service needs of a Kafka client, and no more:
+// librdkafka implements it (rdkafka.ts). The protocol itself (partition.ts)
+// knows no client at all.
 import type { StateSink } from './changelog';
 import type { OffsetCommit, RawMessage, TopicBatch } from './partition';
 
@@ -25,7 +25,7 @@ export interface RawBatch {
   stale(): boolean;
   /** Not stale, and the consumer is not stopping. */
   live(): boolean;
-  /** The batch is handled up to `offset` (kafkajs: resolveOffset). */
+  /** The batch is handled up to `offset` (a client that tracks it; librdkafka's position is already past the batch). */
   consumed(offset: number): void;
   heartbeat(): Promise<void>;
 }
@@ -35,6 +35,8 @@ export interface ConsumerHandlers {
   batch(batch: RawBatch): Promise<void>;
   /** The member joined the group (again) and owns these raw partitions now. */
   assigned(partitions: number[]): void;
+  /** A rebalance takes the partitions away: no deadline flush until assigned(). */
+  revoking(): void;
   /** The consumer crashed; `restart`: the client restarts it itself. */
   crashed(err: Error, restart: boolean): void;
 }
@@ -45,8 +47,9 @@ export interface EnricherClient {
   /** Joins the group on the raw topic and feeds `handlers`, `concurrency` partitions at a time. */
   consume(handlers: ConsumerHandlers, concurrency: number): Promise<void>;
   /**
-   * Exactly once: a transactional output for raw partition p, whose
-   * initialisation aborted the previous owner's open transaction and fenced it.
+   * Exactly once: a transactional output for raw partition p, once no
+   * transaction of a previous owner can still commit offsets of p (KIP-447:
+   * the group generation fences it; its open transaction has ended).
    */
   fence(partition: number): Promise<FlushOutput>;
   /** At least once: the one output of every partition. */

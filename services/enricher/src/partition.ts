@@ -119,6 +119,8 @@ export interface PartitionContext {
   chunk: ChunkLimits;
   rawCodec: ReturnType<typeof rawRecordCodec>;
   eventCodec: ReturnType<typeof networkEventCodec>;
+  /** eventCodec.encode into shared slabs (the producer copies the bytes). */
+  encodeEvent(ev: NetworkEvent): Buffer;
   /** The events' key: the host id's bytes (cached across partitions). */
   hostKey(hostId: string): Buffer;
 }
@@ -127,10 +129,13 @@ export function partitionContext(
   over: Pick<PartitionContext, 'exactlyOnce' | 'topics' | 'enricher'> & Partial<Pick<PartitionContext, 'chunk'>>,
 ): PartitionContext {
   const hostKeys = new Map<string, Buffer>();
+  const eventCodec = networkEventCodec();
+  const slabs = new SlabEncoder(eventCodec);
   return {
     chunk: DEFAULT_CHUNK_LIMITS,
     rawCodec: rawRecordCodec(),
-    eventCodec: networkEventCodec(),
+    eventCodec,
+    encodeEvent: (ev) => slabs.encode(ev),
     hostKey: (hostId) => {
       let key = hostKeys.get(hostId);
       if (!key) {
@@ -142,6 +147,42 @@ export function partitionContext(
     },
     ...over,
   };
+}
+
+const SLAB_BYTES = 1 << 20;
+
+/**
+ * Encodes single-object records back to back into 1 MiB slabs and hands out
+ * views of them: one allocation per slab rather than two per record. A slab
+ * lives as long as a view of it.
+ */
+export class SlabEncoder<T> {
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private pos = 0;
+
+  constructor(private readonly codec: { readonly type: { encode(value: unknown, buf: Buffer, pos: number): number }; readonly header: Buffer }) {}
+
+  encode(value: T): Buffer {
+    const { header, type } = this.codec;
+    for (;;) {
+      const start = this.pos;
+      if (this.slab.length - start > header.length) {
+        header.copy(this.slab, start);
+        // avsc: the end, or minus the bytes missing
+        const end = type.encode(value, this.slab, start + header.length);
+        if (end >= 0) {
+          this.pos = end;
+          return this.slab.subarray(start, end);
+        }
+        if (start === 0) {
+          this.slab = Buffer.allocUnsafe(this.slab.length - end);
+          continue;
+        }
+      }
+      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+      this.pos = 0;
+    }
+  }
 }
 
 interface Waiting {
@@ -181,14 +222,14 @@ export class PartitionMachine {
     readonly partition: number,
     private readonly ctx: PartitionContext,
   ) {
-    const { eventCodec, rawCodec } = ctx;
+    const { rawCodec } = ctx;
     this.enricher = new Enricher(
       { ...ctx.enricher, trackChanges: true },
       {
         event: (ev: NetworkEvent, hostId: string) => {
           let value: Buffer;
           try {
-            value = eventCodec.encode(ev);
+            value = ctx.encodeEvent(ev);
           } catch (err) {
             // Not an event of the contract: the event itself is the dead letter.
             const { run_id, seq } = ev.source;

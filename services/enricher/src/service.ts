@@ -1,7 +1,7 @@
 // The enricher service: a consumer group on the raw topic, one pure protocol
 // machine per owned partition (partition.ts), NetworkEvents out keyed by host
 // id. This file only performs the machines' commands with a client (client.ts;
-// kafkajs.ts now), keeps one lock per partition, runs the deadline ticks, and
+// rdkafka.ts: librdkafka), keeps one lock per partition, runs the deadline ticks, and
 // turns the machines' notes into metrics and logs.
 //
 // Exactly once (enricher.exactly_once: true): each flush of a partition is one
@@ -21,17 +21,17 @@
 import { type Logger, type MetricsServer, type NetmonConfig, createLogger, createRegistry, describeError, startMetricsServer } from '@netmon/common';
 import type { EnricherClient, FlushOutput, RawBatch } from './client';
 import { enricherSettings } from './config';
-import { KafkajsClient } from './kafkajs';
 import { type EnricherCounters, RejectTally, type TableOptions, zeroCounters } from './lib';
 import { type EnricherMetrics, enricherMetrics } from './metrics';
 import { type Command, DEFAULT_CHUNK_LIMITS, type PartitionContext, PartitionMachine, partitionContext } from './partition';
+import { RdkafkaClient } from './rdkafka';
 
 export interface StartOptions extends Partial<TableOptions> {
   /** How often waiting records are checked for their deadline (ms). */
   tickMs?: number;
   /** false: no /metrics server (tests run several instances). */
   metrics?: boolean;
-  /** Partitions consumed concurrently (kafkajs partitionsConsumedConcurrently). */
+  /** Partitions whose batches are handled at the same time. */
   concurrency?: number;
 }
 
@@ -80,6 +80,8 @@ class EnricherService implements EnricherHandle {
   private timer: NodeJS.Timeout | undefined;
   private generation = 0;
   private joined = false;
+  /** Between a revocation and the next assignment: no deadline flush. */
+  private revoking = false;
   private stopping: Promise<void> | undefined;
   private crashed: string | undefined;
   private evictedSeen = 0;
@@ -92,7 +94,7 @@ class EnricherService implements EnricherHandle {
     private readonly options: StartOptions,
   ) {
     const settings = enricherSettings(config);
-    this.client = new KafkajsClient(config, settings, logger);
+    this.client = new RdkafkaClient(config, settings, logger);
     const table: Partial<TableOptions> = {};
     if (options.exitGraceUs !== undefined) table.exitGraceUs = options.exitGraceUs;
     if (options.maxEntries !== undefined) table.maxEntries = options.maxEntries;
@@ -127,6 +129,9 @@ class EnricherService implements EnricherHandle {
       {
         batch: (b) => this.onBatch(b),
         assigned: (partitions) => this.onAssigned(partitions),
+        revoking: () => {
+          this.revoking = true;
+        },
         crashed: (err, restart) => {
           this.logger.error({ err: describeError(err), restart }, 'consumer crashed');
           if (!restart) {
@@ -153,6 +158,7 @@ class EnricherService implements EnricherHandle {
   private onAssigned(partitions: number[]): void {
     this.generation++;
     this.joined = true;
+    this.revoking = false;
     const owned = new Set(partitions);
     this.logger.info({ generation: this.generation, partitions }, 'joined the group');
     for (const p of [...this.slots.keys()]) if (!owned.has(p)) void this.release(p);
@@ -333,9 +339,9 @@ class EnricherService implements EnricherHandle {
       size += m.enricher.table.size;
       held += m.enricher.heldCount;
       evicted += m.enricher.table.evicted;
-      if (!m.due(now, this.generation)) continue;
+      if (this.revoking || !m.due(now, this.generation)) continue;
       this.withLock(slot, async () => {
-        if (this.slots.get(m.partition) !== slot) return;
+        if (this.revoking || this.slots.get(m.partition) !== slot) return;
         try {
           await this.perform(slot, m.tick(Date.now(), this.generation));
         } finally {

@@ -36,9 +36,23 @@ export function formatArgs(args: readonly string[], truncated: boolean): string 
   return truncated ? text + ARGS_TRUNCATED_MARK : text;
 }
 
+/** The last second formatted: "YYYY-MM-DDTHH:MM:SS." (consecutive records mostly share it). */
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+/** 10000-01-01T00:00:00Z in ms: beyond, toISOString writes a six-digit year. */
+const YEAR_10000_MS = 253402300800000;
+
 /** RFC 3339 UTC with milliseconds and Z, from µs since the epoch. */
 export function formatTimestamp(timeUs: number): string {
-  return new Date(Math.floor(timeUs / 1000)).toISOString();
+  const ms = Math.floor(timeUs / 1000);
+  if (!(ms >= 0 && ms < YEAR_10000_MS)) return new Date(ms).toISOString();
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+    cachedSecond = second;
+  }
+  const frac = ms - second * 1000;
+  return `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
 }
 
 /** What the process table knows of a program. */
