@@ -48,6 +48,13 @@ function headerText(headers: MessageHeaders | undefined, name: string): string {
   return header === undefined ? '' : String(header[name]);
 }
 
+/** The innermost message of an error chain (librdkafka's own words). */
+function rootCause(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown };
+  while (e.cause && typeof e.cause === 'object') e = e.cause as { message?: string; cause?: unknown };
+  return e.message ?? describeError(err);
+}
+
 /** Turns one message's value into its JSON lines (a raw message packs several records). */
 export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers?: MessageHeaders): string[] {
   if (kind === 'dlq') {
@@ -108,15 +115,18 @@ export async function runTailCommand(argv: string[]): Promise<number> {
 
   let consumer: NativeConsumer;
   try {
-    consumer = await NativeConsumer.connect(config.kafka, logger, {
+    // The client's own retry lines are noise on a terminal: the one line below says it.
+    consumer = await NativeConsumer.connect(config.kafka, createLogger('tail', 'silent'), {
       clientSuffix: 'tail',
+      connectTimeoutMs: 4000, // the one line within 5 s
       groupId: `netmon-tail-${randomUUID()}`,
       readCommitted: true,
       fromBeginning: Boolean(flags.values['from-beginning']),
     });
   } catch (err) {
     if (idleTimer) clearInterval(idleTimer);
-    process.stderr.write(`netmon tail: cannot reach Kafka at ${config.kafka.brokers.join(',')}: ${describeError(err)}\n`);
+    const local = config.source === '(defaults)' ? ' For the local stack: ./bin/netmon.js stack up' : '';
+    process.stderr.write(`netmon tail: cannot reach Kafka at ${config.kafka.brokers.join(',')}: ${rootCause(err)}; is the broker running?${local}\n`);
     return 1;
   }
   consumer.subscribe([topic]);

@@ -239,6 +239,8 @@ export interface ConsumerOptions {
   readCommitted?: boolean;
   /** Where a group without committed offsets starts. */
   fromBeginning?: boolean;
+  /** How long connecting may take (default 10 s); interactive commands give up sooner. */
+  connectTimeoutMs?: number;
   /** Assignment changes (cooperative-sticky: increments), just before they take effect. */
   onAssign?(partitions: Array<{ topic: string; partition: number }>): void;
   onRevoke?(partitions: Array<{ topic: string; partition: number }>): void;
@@ -270,7 +272,7 @@ export class NativeConsumer {
       if (err.code === CODES.ERRORS.ERR__ASSIGN_PARTITIONS) options.onAssign?.(assignment);
       else if (err.code === CODES.ERRORS.ERR__REVOKE_PARTITIONS) options.onRevoke?.(assignment);
     });
-    await connected(client, name, 10_000);
+    await connected(client, name, options.connectTimeoutMs ?? 10_000);
     return consumer;
   }
 
