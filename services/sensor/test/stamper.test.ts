@@ -45,3 +45,52 @@ test('the stamper writes exactly what the codec writes, seq counting from 0', ()
   });
   assert.equal(stamper.stamped, payloads.length);
 });
+
+test('the hand-written socket writer matches avsc byte for byte over 5000 random records', () => {
+  const stamper = new RecordStamper(host);
+  const codec = rawRecordCodec();
+  let seed = 42;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  // small, around the 32-bit and 7-bit boundaries, and up to 2^52
+  const num = (max: number) =>
+    [0, 1, 63, 64, 127, 128, 0x3fffffff, 0x40000000, 0xffffffff, 2 ** 52 - 1][Math.floor(rand() * 10)]! % (max + 1) || Math.floor(rand() * max);
+  const text = () => ['', 'curl', 'é€😀', 'x'.repeat(Math.floor(rand() * 300))][Math.floor(rand() * 4)]!;
+  for (let seq = 0; seq < 5000; seq++) {
+    const v6 = rand() < 0.5;
+    const payload: RawPayloadOf = {
+      kind: 'socket',
+      value: {
+        kind: (['ESTABLISH', 'ACCEPT', 'CLOSE'] as const)[seq % 3]!,
+        task: {
+          pid: num(2 ** 31 - 1),
+          tid: num(2 ** 31 - 1),
+          ppid: num(2 ** 31 - 1),
+          uid: num(0xffffffff),
+          euid: num(0xffffffff),
+          auid: num(0xffffffff),
+          cap_inheritable: num(2 ** 52 - 1),
+          cap_permitted: num(2 ** 52 - 1),
+          cap_effective: num(2 ** 52 - 1),
+          comm: text(),
+          cgroup_id: num(2 ** 52 - 1),
+          cgroup_path: text(),
+          start_time_us: num(2 ** 52 - 1),
+          ktime_us: num(2 ** 52 - 1),
+        },
+        family: v6 ? 'INET6' : 'INET',
+        saddr: Buffer.alloc(v6 ? 16 : 4, seq & 0xff),
+        daddr: Buffer.alloc(v6 ? 16 : 4, 7),
+        sport: num(65535),
+        dport: num(65535),
+        cookie: num(2 ** 52 - 1),
+      },
+    };
+    const time_us = num(2 ** 52 - 1);
+    const fast = stamper.stamp(payload, time_us);
+    const reference = codec.encode({ host_id: host.id, hostname: host.hostname, run_id: stamper.runId, seq, time_us, payload: wrapPayload(payload) });
+    assert.ok(fast.equals(reference), `record ${seq}: ${JSON.stringify(payload.value.task)}`);
+  }
+});
