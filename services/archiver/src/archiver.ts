@@ -16,7 +16,8 @@ import { type ArchiverSettings, archiverSettings } from './config';
 import { EventDecoder } from './decode';
 import { type ArchiverMetrics, archiverMetrics } from './metrics';
 import { type BatchEnd, type Command, type InMessage, type IoCommand, type Notice, PartitionMachine } from './partition';
-import { type ArchiveSource, KafkajsSource } from './source';
+import { RdkafkaSource } from './rdkafka-source';
+import type { ArchiveSource } from './source';
 import { ArchiveStore } from './store';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -54,7 +55,7 @@ export interface ArchiverOptions {
   registry?: Registry;
   /** Wall clock, for tests. */
   now?: () => number;
-  /** The Kafka side (default: kafkajs). */
+  /** The Kafka side (default: librdkafka). */
   source?: ArchiveSource;
 }
 
@@ -90,7 +91,7 @@ export class Archiver {
     this.metrics = archiverMetrics(this.registry);
     this.store = new ArchiveStore(createS3Client(config.s3), config.s3, { partSize: this.settings.partSize, queueSize: 4 });
     const s = this.settings;
-    this.source = opts.source ?? new KafkajsSource(config.kafka, this.log, { topic: s.topic, dlqTopic: s.dlqTopic, groupId: s.groupId });
+    this.source = opts.source ?? new RdkafkaSource(config.kafka, this.log, { topic: s.topic, dlqTopic: s.dlqTopic, groupId: s.groupId });
   }
 
   /** The /healthz answer: undefined when healthy. */
@@ -142,7 +143,7 @@ export class Archiver {
     this.machines = new Map(partitions.map((p) => [p, this.machine(p)]));
     this.countPaused();
     if (this.problem === 'starting' || this.problem?.startsWith('consumer crashed')) this.problem = undefined;
-    this.log.info({ memberId, partitions }, 'joined the group');
+    this.log.info({ memberId, partitions }, partitions.length > 0 ? 'joined the group' : 'partitions revoked');
   }
 
   private machine(partition: number): Machine {

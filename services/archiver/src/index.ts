@@ -11,7 +11,8 @@ export {
   type OpenFlush,
   type PartitionOptions,
 } from './partition';
-export { KafkajsSource, type ArchiveSource, type SourceHandlers, type DeadLetterRecord } from './source';
+export type { ArchiveSource, SourceHandlers, DeadLetterRecord } from './source';
+export { RdkafkaSource, type RdkafkaSourceOptions } from './rdkafka-source';
 export { start, runArchiverCommand, runQueryCommand, ARCHIVER_HELP, QUERY_HELP, type ArchiverHandle, type CommandIo } from './command';
 export { archiverSettings, type ArchiverSettings } from './config';
 export { ArchiveQuery, syncArchive, cacheRoot, viewSql, formatTable } from './query';

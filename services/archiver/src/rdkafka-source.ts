@@ -1,0 +1,310 @@
+// ArchiveSource on librdkafka (@confluentinc/kafka-javascript's native API).
+//
+// Consumer: one group member on the events topic, read_committed, manual
+// commits, EAGER assignment (round-robin). The machines assume that a new
+// generation reads every owned partition again from its committed offset
+// (archiver.ts, onAssigned: every machine is revoked, new ones start empty),
+// which is what an eager rebalance does; cooperative-sticky would keep the
+// fetch position of a partition kept across the rebalance while its machine
+// is replaced, and the records it held would be lost. @netmon/common's
+// NativeConsumer fixes cooperative-sticky, so the consumer is built here from
+// rdkafkaSettings(); the dead-letter producer is common's idempotent
+// NativeProducer.
+//
+// One loop: consume(N) (a batch across partitions), split per partition
+// (references, no copy per record), one handlers.batch() per partition, in
+// order, awaited. librdkafka's messages fit InMessage as they are (number
+// offsets). Where a batch ends past trailing control records (transaction
+// markers) is the consumer's position: librdkafka advances it past the
+// markers it served while filling the batch.
+//
+// Staleness, since the native calls overlap the consume in flight:
+// - seek runs on a worker thread: the loop waits for every pending seek
+//   before it consumes again, and a partition sought while a consume was in
+//   flight has its messages of that consume dropped and is sought again to
+//   the same offset (they may be from after the seek: the position moved past
+//   them);
+// - a rebalance while a consume is in flight may mix messages of both
+//   generations in its result: the result is dropped and every partition
+//   owned now is sought to its committed offset, where the new machines
+//   expect to start.
+import { randomUUID } from 'node:crypto';
+import { CODES, type ConsumerGlobalConfig, KafkaConsumer, type LibrdKafkaError, type Message } from '@confluentinc/kafka-javascript';
+import { DLQ_HEADERS, KafkaClientError, type KafkaSettings, type Logger, NativeProducer, describeError, rdkafkaSettings } from '@netmon/common';
+import type { BatchEnd, InMessage } from './partition';
+import type { ArchiveSource, DeadLetterRecord, SourceHandlers } from './source';
+
+/** librdkafka's OFFSET_BEGINNING: where a partition without a committed offset starts (auto.offset.reset=earliest). */
+const OFFSET_BEGINNING = -2;
+
+export interface RdkafkaSourceOptions {
+  topic: string;
+  dlqTopic: string;
+  groupId: string;
+  /** Messages per consume() call (default 1000). */
+  batchSize?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function failure(what: string, err: LibrdKafkaError): KafkaClientError {
+  return new KafkaClientError(`archiver consumer: ${what}: ${err.message}`, err.code, { cause: err });
+}
+
+export class RdkafkaSource implements ArchiveSource {
+  private readonly consumer: KafkaConsumer;
+  private producer?: NativeProducer;
+  private handlers?: SourceHandlers;
+  private readonly memberId = `rdkafka-${randomUUID()}`;
+  private readonly batchSize: number;
+  /** Bumped by every rebalance event (called on the JS thread). */
+  private generation = 0;
+  /** Per partition, bumped by every seek. */
+  private readonly epochs = new Map<number, number>();
+  /** Per partition, the offset of its last seek (sought again if a consume overlapped it). */
+  private readonly seekTargets = new Map<number, number>();
+  private readonly pendingSeeks = new Set<Promise<void>>();
+  private closing = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly kafka: KafkaSettings,
+    private readonly log: Logger,
+    private readonly o: RdkafkaSourceOptions,
+  ) {
+    this.batchSize = o.batchSize ?? 1000;
+    const config: ConsumerGlobalConfig = {
+      ...rdkafkaSettings(kafka, 'archiver'),
+      'group.id': o.groupId,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'isolation.level': 'read_committed',
+      // Eager: see the top of this file.
+      'partition.assignment.strategy': 'roundrobin',
+      'session.timeout.ms': 30_000,
+      'heartbeat.interval.ms': 3_000,
+      'max.partition.fetch.bytes': 8 << 20,
+      'fetch.max.bytes': 32 << 20,
+      'fetch.wait.max.ms': 500,
+      'queued.max.messages.kbytes': 32 << 10,
+      // The client assigns and unassigns right after the 'rebalance' event (eager: the whole assignment).
+      rebalance_cb: true,
+    };
+    this.consumer = new KafkaConsumer(config, { 'auto.offset.reset': 'earliest' });
+    // Once one message is in, a consume() call takes what is ready instead of waiting for more.
+    // (in the client, not in its type declarations)
+    (this.consumer as KafkaConsumer & { setDefaultIsTimeoutOnlyForFirstMessage(only: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    this.consumer.setDefaultConsumeTimeout(500);
+    const name = String(config['client.id']);
+    let lastError = '';
+    let lastErrorAt = 0;
+    this.consumer.on('event.error', (err: LibrdKafkaError) => {
+      // Transport errors (broker down) are retried by librdkafka and repeat many times a second: once per 30 s.
+      const now = Date.now();
+      if (err.message === lastError && now - lastErrorAt < 30_000) return;
+      lastError = err.message;
+      lastErrorAt = now;
+      this.log[err.isFatal ? 'error' : 'warn']({ kafka: name, code: err.code }, err.message);
+    });
+    this.consumer.on('rebalance', (err: LibrdKafkaError, assignment: Array<{ topic: string; partition: number }>) => this.rebalanced(err, assignment));
+    this.consumer.on('rebalance.error', (err: unknown) => this.log.error({ err: describeError(err) }, 'assigning partitions failed'));
+  }
+
+  async start(h: SourceHandlers): Promise<void> {
+    this.handlers = h;
+    this.producer = await NativeProducer.connect(this.kafka, this.log, { clientSuffix: 'archiver-dlq', idempotent: true });
+    try {
+      await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(failure('connecting', err)) : resolve())));
+    } catch (err) {
+      await this.producer.disconnect();
+      throw err;
+    }
+    this.consumer.subscribe([this.o.topic]);
+    this.loop = this.run(h);
+  }
+
+  /** Called on the JS thread, just before the client assigns or unassigns (eager: the whole assignment). */
+  private rebalanced(err: LibrdKafkaError, assignment: Array<{ topic: string; partition: number }>): void {
+    this.generation++;
+    this.seekTargets.clear();
+    if (err.code === CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
+      const partitions = assignment.filter((a) => a.topic === this.o.topic).map((a) => a.partition);
+      this.handlers?.assigned(partitions, this.memberId);
+    } else if (err.code === CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
+      // Nothing more is committed for partitions no longer ours: their machines go now.
+      this.handlers?.assigned([], this.memberId);
+    } else {
+      this.log.error({ err: describeError(err) }, 'rebalance failed');
+    }
+  }
+
+  private async run(h: SourceHandlers): Promise<void> {
+    while (!this.closing) {
+      while (this.pendingSeeks.size > 0) await Promise.all(this.pendingSeeks);
+      const generation = this.generation;
+      const epochs = new Map(this.epochs);
+      let messages: Message[];
+      try {
+        messages = await this.consume();
+      } catch (err) {
+        if (this.closing) break;
+        h.crashed(err, true);
+        await sleep(1000);
+        continue;
+      }
+      if (messages.length === 0 || this.closing) continue;
+      if (this.generation !== generation) {
+        // Messages of an earlier generation may be among them: read again from the committed offsets.
+        await this.rewindToCommitted().catch((err: unknown) => h.crashed(err, true));
+        continue;
+      }
+      for (const [partition, batch] of byPartition(messages)) {
+        const epoch = this.epochs.get(partition) ?? 0;
+        if (epoch !== (epochs.get(partition) ?? 0)) {
+          // Sought while this consume ran: these may be from after the seek, which the position has passed.
+          const to = this.seekTargets.get(partition);
+          if (to !== undefined) this.seek(partition, to);
+          continue;
+        }
+        const stale = () => this.closing || this.generation !== generation || (this.epochs.get(partition) ?? 0) !== epoch;
+        if (stale()) continue;
+        try {
+          // librdkafka's messages have number offsets and Buffer (or null) keys and values: InMessage as they are.
+          await h.batch(partition, batch as readonly Message[] as readonly InMessage[], this.endOf(partition, batch), stale);
+        } catch (err) {
+          h.crashed(err, true);
+        }
+      }
+    }
+  }
+
+  /** Where the batch ends: past the control records served after its last message (the position), and the high watermark. */
+  private endOf(partition: number, batch: Message[]): BatchEnd {
+    const last = batch[batch.length - 1]!.offset;
+    let position = -1;
+    let hw = -1;
+    try {
+      position = this.consumer.position([{ topic: this.o.topic, partition }])[0]?.offset ?? -1;
+      hw = this.consumer.getWatermarkOffsets(this.o.topic, partition).highOffset ?? -1;
+    } catch {
+      // Not assigned any more, or no watermark cached yet: what the batch itself tells.
+    }
+    return { lastOffset: Math.max(last, position - 1), highWatermark: Math.max(hw, last + 1) };
+  }
+
+  private consume(): Promise<Message[]> {
+    return new Promise((resolve, reject) =>
+      this.consumer.consume(this.batchSize, (err, messages) => (err ? reject(failure('consuming', err)) : resolve(messages))),
+    );
+  }
+
+  private async rewindToCommitted(): Promise<void> {
+    const owned = this.consumer.assignments().filter((a) => a.topic === this.o.topic);
+    if (owned.length === 0) return;
+    const committed = await new Promise<Array<{ partition: number; offset?: number }>>((resolve, reject) =>
+      this.consumer.committed(owned, 10_000, (err, tps) => (err ? reject(failure('reading committed offsets', err)) : resolve(tps))),
+    );
+    for (const tp of committed) this.seek(tp.partition, tp.offset !== undefined && tp.offset >= 0 ? tp.offset : OFFSET_BEGINNING);
+  }
+
+  seek(partition: number, offset: number): void {
+    this.epochs.set(partition, (this.epochs.get(partition) ?? 0) + 1);
+    this.seekTargets.set(partition, offset);
+    const done = new Promise<void>((resolve) =>
+      this.consumer.seek({ topic: this.o.topic, partition, offset }, 0, (err) => {
+        // A partition no longer assigned cannot be sought: its next owner reads from the committed offset.
+        if (err) this.log.warn({ partition, offset, err: describeError(err) }, 'seek failed');
+        resolve();
+      }),
+    );
+    this.pendingSeeks.add(done);
+    void done.then(() => this.pendingSeeks.delete(done));
+  }
+
+  pause(partition: number): void {
+    this.pauseOrResume('pause', partition);
+  }
+
+  resume(partition: number): void {
+    this.pauseOrResume('resume', partition);
+  }
+
+  private pauseOrResume(what: 'pause' | 'resume', partition: number): void {
+    try {
+      this.consumer[what]([{ topic: this.o.topic, partition }]);
+    } catch (err) {
+      // Not assigned (any more), or the client is leaving: its next owner starts unpaused.
+      this.log.debug({ partition, err: describeError(err) }, `${what} ignored`);
+    }
+  }
+
+  pauseAll(): void {
+    try {
+      this.consumer.pause(this.consumer.assignments());
+    } catch {
+      // Not connected: nothing to pause.
+    }
+  }
+
+  commit(partition: number, offset: number): Promise<void> {
+    // commitCb: the synchronous commit on a worker thread (the JS thread goes on). Fenced by the group generation.
+    const consumer = this.consumer as KafkaConsumer & {
+      commitCb(tps: Array<{ topic: string; partition: number; offset: number }>, cb: (err: LibrdKafkaError | null) => void): void;
+    };
+    return new Promise((resolve, reject) =>
+      consumer.commitCb([{ topic: this.o.topic, partition, offset }], (err) =>
+        err ? reject(failure(`committing ${this.o.topic}/${partition} at ${offset}`, err)) : resolve(),
+      ),
+    );
+  }
+
+  async deadLetter(d: DeadLetterRecord): Promise<void> {
+    if (!this.producer) throw new Error('archiver source not started');
+    await this.producer.send(this.o.dlqTopic, [
+      {
+        // A null value stays null (librdkafka produces a tombstone), as kafkajs sent it.
+        value: d.value as Buffer,
+        key: d.key ?? undefined,
+        headers: [
+          { [DLQ_HEADERS.reason]: d.reason },
+          { [DLQ_HEADERS.detail]: d.detail },
+          { [DLQ_HEADERS.sourceTopic]: this.o.topic },
+          { [DLQ_HEADERS.sourcePartition]: String(d.partition) },
+          { [DLQ_HEADERS.sourceOffset]: String(d.offset) },
+        ],
+      },
+    ]);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.loop?.catch(() => undefined);
+    let failed: unknown;
+    if (this.consumer.isConnected()) {
+      await new Promise<void>((resolve) =>
+        this.consumer.disconnect((err: unknown) => {
+          failed = err;
+          resolve();
+        }),
+      );
+    }
+    await this.producer?.disconnect();
+    if (failed) throw new Error(`consumer disconnect failed: ${describeError(failed)}`, { cause: failed });
+  }
+}
+
+/** The messages of one consume() per partition, in order (references: no copy per record). */
+function byPartition(messages: Message[]): Map<number, Message[]> {
+  const out = new Map<number, Message[]>();
+  const first = messages[0]!.partition;
+  if (messages[messages.length - 1]!.partition === first && messages.every((m) => m.partition === first)) {
+    out.set(first, messages);
+    return out;
+  }
+  for (const m of messages) {
+    const list = out.get(m.partition);
+    if (list) list.push(m);
+    else out.set(m.partition, [m]);
+  }
+  return out;
+}
