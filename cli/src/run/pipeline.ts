@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_BROKERS, DEFAULT_S3, type NetmonConfig, createKafka, createLogger, networkEventCodec } from '@netmon/common';
+import { DEFAULT_BROKERS, DEFAULT_S3, NativeConsumer, type NetmonConfig, createLogger, networkEventCodec } from '@netmon/common';
 import { stackDown, stackLayout, stackStatus, stackUp } from '../stack/index.js';
 import { formatEvent } from './view';
 
@@ -43,15 +43,28 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
   say(`events are archived under ${archive} (dt=YYYY-MM-DD/hour=HH/); query them with: ./bin/netmon.js query "SELECT * FROM network_events LIMIT 10"`);
   say('live view of the events topic (Ctrl-C stops everything):');
 
-  const consumer = createKafka(config.kafka, createLogger('run', 'error'), 'run-view').consumer({ groupId: `netmon-run-view-${randomUUID()}` });
-  const codec = networkEventCodec();
-  await consumer.connect();
-  await consumer.subscribe({ topic: config.topics.events, fromBeginning: false });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      if (message.value) process.stdout.write(`${formatEvent(codec.decode(message.value))}\n`);
-    },
+  const consumer = await NativeConsumer.connect(config.kafka, createLogger('run', 'error'), {
+    clientSuffix: 'run-view',
+    groupId: `netmon-run-view-${randomUUID()}`,
+    readCommitted: true,
+    fromBeginning: false,
   });
+  consumer.subscribe([config.topics.events]);
+  const codec = networkEventCodec();
+  const view = (async () => {
+    while (!stopping) {
+      let text = '';
+      for (const message of await consumer.consume(500)) {
+        if (!message.value) continue;
+        try {
+          text += `${formatEvent(codec.decode(message.value))}\n`;
+        } catch {
+          // not a NetworkEvent: the enricher's DLQ and metrics tell; the view goes on
+        }
+      }
+      if (text) process.stdout.write(text);
+    }
+  })().catch(() => undefined); // a read cut short by the disconnect below
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -59,6 +72,7 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
   });
   stopping = true;
   say('stopping…');
+  await view;
   await consumer.disconnect();
   // Sensor first (flush), then enricher, then archiver (flush, commit).
   for (const name of SERVICES) {
