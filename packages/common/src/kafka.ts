@@ -1,6 +1,8 @@
-// One place that turns KafkaSettings into a kafkajs client, logging via pino.
+// KafkaSettings as a kafkajs client, logging via pino: for the tests' helpers,
+// the benchmarks' side-by-side runs and the example of a custom consumer. The
+// services' data paths use librdkafka (rdkafka.ts).
 import { readFileSync } from 'node:fs';
-import { CompressionCodecs, CompressionTypes, type ICustomPartitioner, Kafka, type KafkaConfig, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
+import { CompressionCodecs, CompressionTypes, Kafka, type KafkaConfig, type SASLOptions, logLevel } from 'kafkajs';
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
 import type { Compression } from './config';
 import type { KafkaSettings } from './config';
@@ -54,30 +56,3 @@ export function createKafka(settings: KafkaSettings, logger: Logger, clientSuffi
   }
   return new Kafka(config);
 }
-
-/**
- * kafkajs's default partitioner (murmur2 of the key, as Java's), remembered
- * per key: every event's key is one of a few cached host id Buffers, and the
- * default one hashes and filters the partition list for every message.
- */
-export const cachingPartitioner: ICustomPartitioner = () => {
-  const fallback = Partitioners.DefaultPartitioner();
-  const byTopic = new Map<string, { partitions: number; keys: Map<unknown, number> }>();
-  return (args) => {
-    const m = args.message;
-    if (m.partition !== undefined && m.partition !== null) return m.partition;
-    if (m.key === undefined || m.key === null) return fallback(args);
-    let t = byTopic.get(args.topic);
-    if (!t || t.partitions !== args.partitionMetadata.length) {
-      t = { partitions: args.partitionMetadata.length, keys: new Map() };
-      byTopic.set(args.topic, t);
-    }
-    let p = t.keys.get(m.key);
-    if (p === undefined) {
-      p = fallback(args);
-      if (t.keys.size > 100_000) t.keys.clear();
-      t.keys.set(m.key, p);
-    }
-    return p;
-  };
-};
