@@ -61,7 +61,8 @@ catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
   assert.equal(out.name, 'ProbePermissionError');
   assert.equal(out.code, 'EPRIV');
-  assert.match(out.message, /not root or missing CAP_BPF\/CAP_PERFMON/);
+  // every capability it lacks is named, each with what it is for
+  assert.match(out.message, /missing CAP_BPF \(to load the programs and maps\), CAP_PERFMON \(.*\), CAP_NET_ADMIN \(.*\) \(uid 65534, not root\)/);
   assert.ok(out.cause, 'native cause kept');
 });
 
