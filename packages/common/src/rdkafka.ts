@@ -35,7 +35,8 @@ export class KafkaClientError extends NetmonError {
   }
 }
 
-function failure(client: string, what: string, err: LibrdKafkaError): KafkaClientError {
+/** A librdkafka error as a KafkaClientError: "<client>: <what>: <librdkafka's message>". */
+export function kafkaFailure(client: string, what: string, err: LibrdKafkaError): KafkaClientError {
   return new KafkaClientError(`${client}: ${what}: ${err.message}`, err.code, { cause: err });
 }
 
@@ -74,8 +75,12 @@ type Emitter = { on(event: string, listener: (...args: never[]) => void): unknow
 /** The same librdkafka message is logged at most once per this long (a broker down repeats it many times a second). */
 const REPEAT_MS = 30_000;
 
-/** librdkafka's log and error events into pino, once per client, repeats held back. */
-function forwardLogs(client: Emitter, logger: Logger, name: string): void {
+/**
+ * librdkafka's log and error events into pino, once per client, repeats held
+ * back; `onFatal` hears of an error librdkafka will not recover from.
+ */
+export function forwardLogs(client: Producer | KafkaConsumer, logger: Logger, name: string, onFatal?: (err: LibrdKafkaError) => void): void {
+  const emitter = client as unknown as Emitter;
   const last = new Map<string, { at: number; held: number }>();
   const log = (level: (typeof SYSLOG_LEVELS)[number], fields: Record<string, unknown>, message: string) => {
     const now = Date.now();
@@ -88,21 +93,23 @@ function forwardLogs(client: Emitter, logger: Logger, name: string): void {
     last.set(message, { at: now, held: 0 });
     logger[level]({ kafka: name, ...fields, ...(seen?.held ? { repeated: seen.held } : {}) }, message);
   };
-  client.on('event.log', (e: { severity: number; fac: string; message: string }) => {
+  emitter.on('event.log', (e: { severity: number; fac: string; message: string }) => {
     // the facility and broker name, not the changing details, make a repeat
     log(SYSLOG_LEVELS[e.severity] ?? 'info', { facility: e.fac }, e.message.replace(/ \(after \d+ms.*\)$/, ''));
   });
-  client.on('event.error', (err: LibrdKafkaError) => {
+  emitter.on('event.error', (err: LibrdKafkaError) => {
     // Transport errors (broker down) are retried by librdkafka: a warning; a fatal error is not.
     log(err.isFatal ? 'error' : 'warn', { code: err.code }, err.message);
+    if (err.isFatal) onFatal?.(err);
   });
 }
 
-function connected<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs: number): Promise<T> {
+/** Connects a client; on failure closes it (nothing left retrying in the background) and rejects with the cause. */
+export function connectClient<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs = 10_000): Promise<T> {
   return new Promise((resolve, reject) => {
     client.connect({ timeout: timeoutMs }, (err) => {
       if (!err) return resolve(client);
-      reject(failure(name, 'connecting', err));
+      reject(kafkaFailure(name, 'connecting', err));
       try {
         client.disconnect(); // no client left retrying in the background
       } catch {
@@ -166,10 +173,10 @@ export class NativeProducer {
       const pending = report.opaque as Pending;
       if (err && !pending.error) pending.error = err;
       if (--pending.remaining > 0) return;
-      if (pending.error) pending.reject(failure(name, 'delivering', pending.error));
+      if (pending.error) pending.reject(kafkaFailure(name, 'delivering', pending.error));
       else pending.resolve();
     });
-    await connected(client, name, 10_000);
+    await connectClient(client, name, 10_000);
     client.setPollInterval(5);
     return new NativeProducer(client, name);
   }
@@ -190,7 +197,7 @@ export class NativeProducer {
           // the messages not produced count as failed.
           pending.error ??= err as LibrdKafkaError;
           pending.remaining -= messages.length - messages.indexOf(m);
-          if (pending.remaining === 0) reject(failure(this.name, 'producing', pending.error));
+          if (pending.remaining === 0) reject(kafkaFailure(this.name, 'producing', pending.error));
           return;
         }
       }
@@ -199,7 +206,7 @@ export class NativeProducer {
 
   /** Waits until everything produced is delivered (or failed). */
   flush(timeoutMs = 30_000): Promise<void> {
-    return new Promise((resolve, reject) => this.client.flush(timeoutMs, (err) => (err ? reject(failure(this.name, 'flushing', err)) : resolve())));
+    return new Promise((resolve, reject) => this.client.flush(timeoutMs, (err) => (err ? reject(kafkaFailure(this.name, 'flushing', err)) : resolve())));
   }
 
   initTransactions(timeoutMs = 30_000): Promise<void> {
@@ -228,7 +235,7 @@ export class NativeProducer {
   }
 
   private call(what: string, fn: (cb: (err: LibrdKafkaError) => void) => void): Promise<void> {
-    return new Promise((resolve, reject) => fn((err) => (err ? reject(failure(this.name, what, err)) : resolve())));
+    return new Promise((resolve, reject) => fn((err) => (err ? reject(kafkaFailure(this.name, what, err)) : resolve())));
   }
 }
 
@@ -272,7 +279,7 @@ export class NativeConsumer {
       if (err.code === CODES.ERRORS.ERR__ASSIGN_PARTITIONS) options.onAssign?.(assignment);
       else if (err.code === CODES.ERRORS.ERR__REVOKE_PARTITIONS) options.onRevoke?.(assignment);
     });
-    await connected(client, name, options.connectTimeoutMs ?? 10_000);
+    await connectClient(client, name, options.connectTimeoutMs ?? 10_000);
     return consumer;
   }
 
@@ -283,7 +290,7 @@ export class NativeConsumer {
   /** Up to `max` messages, waiting at most librdkafka's fetch wait when none are there. */
   consume(max: number): Promise<Message[]> {
     return new Promise((resolve, reject) =>
-      this.native.consume(max, (err, messages) => (err ? reject(failure(this.name, 'consuming', err)) : resolve(messages))),
+      this.native.consume(max, (err, messages) => (err ? reject(kafkaFailure(this.name, 'consuming', err)) : resolve(messages))),
     );
   }
 
@@ -295,7 +302,7 @@ export class NativeConsumer {
   seek(topic: string, partition: number, offset: number): Promise<void> {
     return new Promise((resolve, reject) =>
       this.native.seek({ topic, partition, offset }, 5000, (err) =>
-        err ? reject(failure(this.name, `seeking ${topic}/${partition} to ${offset}`, err)) : resolve(),
+        err ? reject(kafkaFailure(this.name, `seeking ${topic}/${partition} to ${offset}`, err)) : resolve(),
       ),
     );
   }
@@ -332,21 +339,21 @@ export class NativeAdmin {
       this.client.createTopic({ topic, num_partitions: partitions, replication_factor: replicationFactor, config }, timeoutMs, (err) => {
         if (!err) resolve(true);
         else if (err.code === CODES.ERRORS.ERR_TOPIC_ALREADY_EXISTS) resolve(false);
-        else reject(failure('admin', `creating topic ${topic}`, err));
+        else reject(kafkaFailure('admin', `creating topic ${topic}`, err));
       }),
     );
   }
 
   listTopics(timeoutMs = 5000): Promise<string[]> {
     return new Promise((resolve, reject) =>
-      this.client.listTopics({ timeout: timeoutMs }, (err, topics) => (err ? reject(failure('admin', 'listing topics', err)) : resolve(topics))),
+      this.client.listTopics({ timeout: timeoutMs }, (err, topics) => (err ? reject(kafkaFailure('admin', 'listing topics', err)) : resolve(topics))),
     );
   }
 
   deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
     return new Promise((resolve, reject) =>
       this.client.deleteTopic(topic, timeoutMs, (err) =>
-        err && err.code !== CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART ? reject(failure('admin', `deleting topic ${topic}`, err)) : resolve(),
+        err && err.code !== CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART ? reject(kafkaFailure('admin', `deleting topic ${topic}`, err)) : resolve(),
       ),
     );
   }

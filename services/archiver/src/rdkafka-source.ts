@@ -30,7 +30,17 @@
 //   expect to start.
 import { randomUUID } from 'node:crypto';
 import { CODES, type ConsumerGlobalConfig, KafkaConsumer, type LibrdKafkaError, type Message } from '@confluentinc/kafka-javascript';
-import { DLQ_HEADERS, KafkaClientError, type KafkaSettings, type Logger, NativeProducer, describeError, rdkafkaSettings } from '@netmon/common';
+import {
+  DLQ_HEADERS,
+  type KafkaSettings,
+  type Logger,
+  NativeProducer,
+  connectClient,
+  describeError,
+  forwardLogs,
+  kafkaFailure,
+  rdkafkaSettings,
+} from '@netmon/common';
 import type { BatchEnd, InMessage } from './partition';
 import type { ArchiveSource, DeadLetterRecord, SourceHandlers } from './source';
 
@@ -47,9 +57,8 @@ export interface RdkafkaSourceOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function failure(what: string, err: LibrdKafkaError): KafkaClientError {
-  return new KafkaClientError(`archiver consumer: ${what}: ${err.message}`, err.code, { cause: err });
-}
+const CLIENT = 'archiver consumer';
+const failure = (what: string, err: LibrdKafkaError) => kafkaFailure(CLIENT, what, err);
 
 export class RdkafkaSource implements ArchiveSource {
   private readonly consumer: KafkaConsumer;
@@ -96,16 +105,7 @@ export class RdkafkaSource implements ArchiveSource {
     (this.consumer as KafkaConsumer & { setDefaultIsTimeoutOnlyForFirstMessage(only: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     this.consumer.setDefaultConsumeTimeout(500);
     const name = String(config['client.id']);
-    let lastError = '';
-    let lastErrorAt = 0;
-    this.consumer.on('event.error', (err: LibrdKafkaError) => {
-      // Transport errors (broker down) are retried by librdkafka and repeat many times a second: once per 30 s.
-      const now = Date.now();
-      if (err.message === lastError && now - lastErrorAt < 30_000) return;
-      lastError = err.message;
-      lastErrorAt = now;
-      this.log[err.isFatal ? 'error' : 'warn']({ kafka: name, code: err.code }, err.message);
-    });
+    forwardLogs(this.consumer, this.log, name);
     this.consumer.on('rebalance', (err: LibrdKafkaError, assignment: Array<{ topic: string; partition: number }>) => this.rebalanced(err, assignment));
     this.consumer.on('rebalance.error', (err: unknown) => this.log.error({ err: describeError(err) }, 'assigning partitions failed'));
   }
@@ -114,7 +114,7 @@ export class RdkafkaSource implements ArchiveSource {
     this.handlers = h;
     this.producer = await NativeProducer.connect(this.kafka, this.log, { clientSuffix: 'archiver-dlq', idempotent: true });
     try {
-      await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(failure('connecting', err)) : resolve())));
+      await connectClient(this.consumer, CLIENT);
     } catch (err) {
       await this.producer.disconnect();
       throw err;

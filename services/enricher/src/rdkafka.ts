@@ -46,7 +46,9 @@ import {
 } from '@confluentinc/kafka-javascript';
 import {
   type KafkaSettings,
-  KafkaClientError,
+  connectClient,
+  forwardLogs,
+  kafkaFailure,
   type Logger,
   NativeProducer,
   type NetmonConfig,
@@ -82,55 +84,12 @@ interface Incremental {
   commitCb(offsets: TopicPartitionOffset[], cb: (err: LibrdKafkaError | null) => void): void;
 }
 
-function failure(client: string, what: string, err: LibrdKafkaError): KafkaClientError {
-  return new KafkaClientError(`${client}: ${what}: ${err.message}`, err.code, { cause: err });
-}
-
 function call(client: string, what: string, fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(failure(client, what, err)) : resolve())));
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(kafkaFailure(client, what, err)) : resolve())));
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-const SYSLOG_LEVELS = ['fatal', 'fatal', 'fatal', 'error', 'warn', 'info', 'info', 'debug'] as const;
-const REPEAT_MS = 30_000;
-
-/** librdkafka's log and error events into pino, repeats held back (as @netmon/common does for its clients). */
-function forwardLogs(emitter: Producer | KafkaConsumer, logger: Logger, name: string, fatal?: (err: LibrdKafkaError) => void): void {
-  const client = emitter as unknown as { on(event: string, listener: (arg: never) => void): void };
-  const last = new Map<string, number>();
-  const log = (level: (typeof SYSLOG_LEVELS)[number], fields: Record<string, unknown>, message: string) => {
-    const now = Date.now();
-    const at = last.get(message);
-    if (at !== undefined && now - at < REPEAT_MS) return;
-    if (last.size > 1000) last.clear();
-    last.set(message, now);
-    logger[level]({ kafka: name, ...fields }, message);
-  };
-  client.on('event.log', (e: { severity: number; fac: string; message: string }) => {
-    log(SYSLOG_LEVELS[e.severity] ?? 'info', { facility: e.fac }, e.message.replace(/ \(after \d+ms.*\)$/, ''));
-  });
-  client.on('event.error', (err: LibrdKafkaError) => {
-    // Transport errors are retried by librdkafka: a warning; a fatal error is not.
-    log(err.isFatal ? 'error' : 'warn', { code: err.code }, err.message);
-    if (err.isFatal) fatal?.(err);
-  });
-}
-
-function connect<T extends Producer | KafkaConsumer>(client: T, name: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    client.connect({ timeout: 10_000 }, (err) => {
-      if (!err) return resolve(client);
-      reject(failure(name, 'connecting', err));
-      try {
-        client.disconnect();
-      } catch {
-        // never connected
-      }
-    });
-  });
 }
 
 function disconnect(client: Producer | KafkaConsumer, timeoutMs = 15_000): Promise<void> {
@@ -248,7 +207,7 @@ class Transactions {
     forwardLogs(producer, this.logger, this.name, () => {
       this.broken = true;
     });
-    await connect(producer, this.name);
+    await connectClient(producer, this.name);
     producer.setPollInterval(100);
     await call(this.name, 'initializing transactions', (cb) => producer.initTransactions(30_000, cb));
     this.producer = producer;
@@ -326,7 +285,7 @@ class Transactions {
           break;
         } catch (err) {
           // The local queue is full: let librdkafka send some.
-          if ((err as LibrdKafkaError).code !== ERR.ERR__QUEUE_FULL) throw failure(this.name, `producing to ${topic}`, err as LibrdKafkaError);
+          if ((err as LibrdKafkaError).code !== ERR.ERR__QUEUE_FULL) throw kafkaFailure(this.name, `producing to ${topic}`, err as LibrdKafkaError);
           await sleep(5);
         }
       }
@@ -455,7 +414,7 @@ class StateReader {
       const r = this.restores.get(e.partition);
       if (r && e.topic === this.topic) r.eof = Math.max(r.eof, e.offset);
     });
-    await connect(consumer, this.name);
+    await connectClient(consumer, this.name);
     consumer.setDefaultConsumeTimeout(100);
     (consumer as unknown as Incremental).setDefaultIsTimeoutOnlyForFirstMessage(true);
     this.consumer = consumer;
@@ -466,7 +425,7 @@ class StateReader {
     const c = this.consumer;
     if (!c) return Promise.reject(new StateError('state reader not started'));
     return new Promise((resolve, reject) =>
-      c.getMetadata({ timeout: 10_000 }, (err, data) => (err ? reject(failure(this.name, 'listing topics', err)) : resolve(data))),
+      c.getMetadata({ timeout: 10_000 }, (err, data) => (err ? reject(kafkaFailure(this.name, 'listing topics', err)) : resolve(data))),
     );
   }
 
@@ -474,7 +433,7 @@ class StateReader {
     const c = this.consumer!;
     return new Promise((resolve, reject) =>
       c.queryWatermarkOffsets(this.topic, partition, 10_000, (err, o) =>
-        err ? reject(failure(this.name, `watermarks of ${this.topic}[${partition}]`, err)) : resolve(o),
+        err ? reject(kafkaFailure(this.name, `watermarks of ${this.topic}[${partition}]`, err)) : resolve(o),
       ),
     );
   }
@@ -629,8 +588,8 @@ export class RdkafkaClient implements EnricherClient {
       rebalance_cb: (err: LibrdKafkaError, assignment: Array<{ topic: string; partition: number }>) => this.onRebalance(err, assignment),
     };
     const consumer = new KafkaConsumer(config, { 'auto.offset.reset': 'earliest' });
-    forwardLogs(consumer, this.logger, this.name, (err) => this.handlers?.crashed(failure(this.name, 'consuming', err), false));
-    await connect(consumer, this.name);
+    forwardLogs(consumer, this.logger, this.name, (err) => this.handlers?.crashed(kafkaFailure(this.name, 'consuming', err), false));
+    await connectClient(consumer, this.name);
     consumer.setDefaultConsumeTimeout(100);
     (consumer as unknown as Incremental).setDefaultIsTimeoutOnlyForFirstMessage(true);
     this.consumer = consumer;
@@ -674,7 +633,7 @@ export class RdkafkaClient implements EnricherClient {
         const e = err as LibrdKafkaError;
         if (e.isFatal) {
           this.running = false;
-          this.handlers?.crashed(failure(this.name, 'consuming', e), false);
+          this.handlers?.crashed(kafkaFailure(this.name, 'consuming', e), false);
           break;
         }
         this.logger.warn({ err: describeError(err) }, 'consume failed; consuming on');
@@ -911,15 +870,15 @@ export class RdkafkaClient implements EnricherClient {
     const c = this.native();
     const tps = await new Promise<TopicPartitionOffset[]>((resolve, reject) =>
       c.committed([{ topic: this.raw, partition }], STABLE_TIMEOUT_MS, (err, r) =>
-        err ? reject(failure(this.name, `committed offset of ${this.raw}[${partition}]`, err)) : resolve(r),
+        err ? reject(kafkaFailure(this.name, `committed offset of ${this.raw}[${partition}]`, err)) : resolve(r),
       ),
     );
     const tp = tps.find((t) => t.partition === partition);
-    if (tp?.error) throw failure(this.name, `committed offset of ${this.raw}[${partition}]`, tp.error);
+    if (tp?.error) throw kafkaFailure(this.name, `committed offset of ${this.raw}[${partition}]`, tp.error);
     if (tp && tp.offset >= 0) return tp.offset;
     const w = await new Promise<{ lowOffset: number }>((resolve, reject) =>
       c.queryWatermarkOffsets(this.raw, partition, 10_000, (err, o) =>
-        err ? reject(failure(this.name, `watermarks of ${this.raw}[${partition}]`, err)) : resolve(o),
+        err ? reject(kafkaFailure(this.name, `watermarks of ${this.raw}[${partition}]`, err)) : resolve(o),
       ),
     );
     return w.lowOffset;
