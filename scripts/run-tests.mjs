@@ -12,8 +12,9 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const unitOnly = process.argv.includes('--unit');
 
-function run(cmd, args, env = process.env) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
+function run(cmd, args, env = process.env, timeout = undefined) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env, timeout, killSignal: 'SIGKILL' });
+  if (r.error?.code === 'ETIMEDOUT') console.error(`run-tests: ${path.basename(cmd)} still running after ${timeout / 60_000} min: killed`);
   return r.status ?? 1;
 }
 
@@ -49,6 +50,15 @@ if (!unitOnly) {
 
 console.error(`run-tests: ${files.length} test files`);
 // One file at a time: kernel tests share the probes and integration tests the broker.
-const status = run(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], env);
+// A failed test can leave a child (a sensor, a server) running: --test-force-exit
+// ends each file when its tests are done, and its exit handler kills what is left.
+// No test may take over 10 minutes, nor the whole run over 45: a hang fails
+// here, with the name of what hung, well inside CI's limit.
+const status = run(
+  process.execPath,
+  ['--test', '--test-concurrency=1', '--test-force-exit', '--test-timeout=600000', '--test-reporter=spec', ...files],
+  env,
+  45 * 60_000,
+);
 if (infra) await infra.stop();
 process.exit(status);

@@ -193,7 +193,11 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     assert.equal(await traffic.exited, 0);
     const logged = parseLog(traffic);
     // The spool drains by itself once the broker is back: watch the sensor's gauge.
-    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500);
+    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}; the sensor's log ends:\n${sensor.stderr().slice(-4000)}`);
+      },
+    );
     await waitUntil('the sensor to be ready again', async () => ((await probe(sensor, '/readyz')).status === 200 ? true : undefined), 30_000, 500);
     assert.equal(await sensor.stop(), 0, sensor.stderr().slice(-2000));
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
@@ -225,7 +229,11 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     } finally {
       await startKafka();
     }
-    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500);
+    await waitUntil('the spool to drain', async () => ((await sensorMetric(sensor, 'netmon_sensor_spool_bytes')) === 0 ? true : undefined), 120_000, 500).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}; the sensor's log ends:\n${sensor.stderr().slice(-4000)}`);
+      },
+    );
     assert.equal(await sensor.stop(), 0);
     const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
     const status = lastStatus(records);

@@ -2,9 +2,10 @@
 // (no enrichment) and stays up whatever Kafka does: the publisher spools and
 // counts, and the ring-buffer callback only encodes and enqueues.
 import path from 'node:path';
-import { type Logger, NativeProducer, type NetmonConfig, type RawPayloadOf, createRegistry, describeError, startMetricsServer } from '@netmon/common';
+import { type Logger, type NetmonConfig, type RawPayloadOf, createRegistry, describeError, startMetricsServer } from '@netmon/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { hostIdentity } from './identity';
+import { KafkaLink } from './kafka-link';
 import { Publisher } from './publisher';
 import { compileRedaction } from '../probe/redact';
 import { snapshotProcesses } from './snapshot';
@@ -71,22 +72,15 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     kafkaUp: new Gauge({ name: 'netmon_sensor_kafka_up', help: '1 while sends succeed', registers: [registry] }),
   };
 
-  // Connected on the first send, so a sensor starts (and spools) while Kafka is
-  // down; librdkafka then reconnects by itself.
-  let producer: Promise<NativeProducer> | undefined;
-  const connectProducer = () => {
-    producer ??= NativeProducer.connect(config.kafka, log, {
-      clientSuffix: 'sensor',
-      idempotent: true,
-      // a send that cannot be acknowledged fails after 10 s: the publisher
-      // spools meanwhile and retries it (the enricher drops what came twice)
-      deliveryTimeoutMs: 10_000,
-    }).catch((err: unknown) => {
-      producer = undefined;
-      throw err;
-    });
-    return producer;
-  };
+  const kafka = new KafkaLink(config.kafka, log);
+  new Gauge({
+    name: 'netmon_sensor_producer_replaced',
+    help: 'Kafka producers replaced because they stopped delivering',
+    registers: [registry],
+    collect() {
+      this.set(kafka.replaced);
+    },
+  });
   const spool = new Spool(path.join(config.sensor.spoolDir, config.topics.raw), config.sensor.spoolMaxBytes);
   if (!spool.isEmpty) log.info({ records: spool.records, bytes: spool.bytes }, 'spool from an earlier run: draining it first');
   const publisher = new Publisher({
@@ -101,8 +95,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     send: async (values) => {
       // Records are packed back to back into few Kafka messages: a message
       // costs more than the few Avro records in it (see README).
-      const client = await connectProducer();
-      await client.send(
+      await kafka.send(
         config.topics.raw,
         packRecords(values).map((value) => ({ key: host.id, value })),
       );
@@ -247,7 +240,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
         await source.stop(); // the last kernel batch is delivered before this resolves
         publishStatus();
         await publisher.close(15_000);
-        await (await producer?.catch(() => undefined))?.disconnect();
+        await kafka.close();
         await metrics.close();
         log.info(counters(), 'sensor stopped');
       })();
