@@ -42,6 +42,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 netmon_mode = NETMON_MODE_TRACEPOINT; /* enum netmon_mode */
 const volatile __s32 nr_accept = -1;			   /* __NR_accept of the arch */
 const volatile __s32 nr_accept4 = -1;			   /* __NR_accept4 of the arch */
+const volatile __s32 nr_listen = -1;			   /* __NR_listen of the arch */
 /* Wake the consumer only once this much is waiting (it also polls on a short
  * timer): one wake-up per batch instead of one per record under load. */
 const volatile __u64 wakeup_bytes = 0;
@@ -82,7 +83,11 @@ struct {
 /* Sockets seen connecting or accepted, by cookie, until their close. */
 struct conn {
 	struct netmon_tuple tuple;
-	__u64 start_ns; /* when the connect or the handshake of the accept happened */
+	__u64 start_ns;	  /* when the connect or the handshake of the accept happened */
+	__u16 err;	  /* sk_err when the socket reached TCP_CLOSE (the process may clear it later) */
+	__u8 handshake;	  /* the handshake completed */
+	__u8 active;	  /* opened by connect(), not accept() */
+	__u8 _pad0[4];
 };
 
 struct {
@@ -145,8 +150,54 @@ static __always_inline __u64 sk_cookie(struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 }
 
-/* Establish/Accept of a struct sock, for the fentry, kprobe, sys_exit and
- * io_uring paths. */
+static __always_inline __u32 sk_netns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The facts of a Close start at open_ns: zero them, and give the netns. */
+static __always_inline void clear_facts(struct netmon_sock_event *e, struct sock *sk)
+{
+	e->open_ns = 0;
+	e->bytes_acked = 0;
+	e->bytes_received = 0;
+	e->netns = sk ? sk_netns(sk) : 0;
+	e->err = 0;
+	e->_pad0 = 0;
+}
+
+/*
+ * What the connection carried, read at the process's close (before
+ * tcp_close() sends our FIN). tcp_sock's counters follow the sequence
+ * numbers, which also count the SYN of a connect and each FIN: take those
+ * out, so that both ends report payload bytes.
+ */
+static __always_inline void read_payload_bytes(struct netmon_sock_event *e, struct sock *sk, __u8 state, bool active)
+{
+	__u64 acked = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
+	__u64 received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+
+	if (active && (e->tuple.flags & NETMON_SOCK_HANDSHAKE) && acked)
+		acked--; /* our SYN, acknowledged by the SYN-ACK */
+	if (state == TCP_FIN_WAIT2 && acked)
+		acked--; /* our FIN (shutdown(SHUT_WR)), acknowledged */
+	if ((state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK) && received)
+		received--; /* the peer's FIN */
+	e->bytes_acked = acked;
+	e->bytes_received = received;
+}
+
+/* SO_LINGER with a zero timeout: the process's close() resets the connection. */
+static __always_inline bool closes_with_reset(struct sock *sk)
+{
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	return (flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_LINGER))) &&
+	       BPF_CORE_READ(sk, sk_lingertime) == 0;
+}
+
+/* Establish/Accept/Listen of a struct sock, for the fentry, kprobe, sys_exit
+ * and io_uring paths. */
 static __always_inline int emit_sock(__u32 kind, struct sock *sk, __u64 cookie)
 {
 	struct netmon_sock_event *e;
@@ -160,6 +211,7 @@ static __always_inline int emit_sock(__u32 kind, struct sock *sk, __u64 cookie)
 	fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
 	e->cookie = cookie;
 	read_sock_tuple(&e->tuple, sk);
+	clear_facts(e, sk);
 	submit(e);
 	return 0;
 }
@@ -186,13 +238,26 @@ static __always_inline int emit_close(struct sock *sk, __u64 cookie)
 	if (e) {
 		fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
 		e->cookie = cookie;
+		clear_facts(e, sk);
 		if (c) {
 			e->tuple = c->tuple;
 			e->tuple.state = state;
+			e->open_ns = c->start_ns;
+			e->err = c->err;
+			if (c->handshake)
+				e->tuple.flags |= NETMON_SOCK_HANDSHAKE;
 		} else {
+			/* connected before the sensor: it has a peer, so it had a handshake
+			 * unless it is still (or was only ever) connecting */
 			read_sock_tuple(&e->tuple, sk);
 			e->tuple.flags |= NETMON_SOCK_UNTRACKED;
+			if (state != TCP_SYN_SENT && state != TCP_CLOSE)
+				e->tuple.flags |= NETMON_SOCK_HANDSHAKE;
+			e->err = BPF_CORE_READ(sk, sk_err);
 		}
+		read_payload_bytes(e, sk, state, c && c->active);
+		if (!e->err && (e->tuple.flags & NETMON_SOCK_HANDSHAKE) && state != TCP_CLOSE && closes_with_reset(sk))
+			e->err = ECONNRESET;
 		submit(e);
 	}
 	if (c)
@@ -258,6 +323,7 @@ SEC("sockops")
 int netmon_sockops(struct bpf_sock_ops *skops)
 {
 	struct netmon_sock_event *e;
+	struct bpf_sock *bsk;
 	struct conn c = {};
 	__u32 op = skops->op;
 	char *buf;
@@ -269,6 +335,8 @@ int netmon_sockops(struct bpf_sock_ops *skops)
 	cookie = bpf_get_socket_cookie(skops);
 	skops_tuple(&c.tuple, skops);
 	c.start_ns = bpf_ktime_get_boot_ns();
+	c.handshake = op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	c.active = op == BPF_SOCK_OPS_TCP_CONNECT_CB;
 	bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY);
 	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB || netmon_mode != NETMON_MODE_TRACEPOINT)
 		return 1;
@@ -282,6 +350,8 @@ int netmon_sockops(struct bpf_sock_ops *skops)
 	fill_task(&e->task, (struct task_struct *)bpf_get_current_task(), buf);
 	e->cookie = cookie;
 	e->tuple = c.tuple;
+	bsk = skops->sk;
+	clear_facts(e, bsk ? (struct sock *)bpf_skc_to_tcp_sock(bsk) : NULL);
 	submit(e);
 	return 1;
 }
@@ -301,10 +371,47 @@ int netmon_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 #else
 #error "netmon: syscall number of pt_regs unknown for this architecture"
 #endif
-	if (ret < 0 || (nr != nr_accept && nr != nr_accept4))
+	if (ret < 0)
+		return 0;
+	if (nr == nr_listen) {
+		/* listen(fd, backlog) succeeded: the socket is listening, its port bound */
+		sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+		return emit_sock(NETMON_KIND_LISTEN, sk, sk_cookie(sk));
+	}
+	if (nr != nr_accept && nr != nr_accept4)
 		return 0;
 	sk = sock_of_fd(ret);
 	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
+}
+
+/*
+ * Every TCP state change, in every mode: the facts a Close reports that the
+ * socket no longer shows when the process closes it. A connect's handshake
+ * completes (SYN_SENT -> ESTABLISHED); a connection reaches TCP_CLOSE with
+ * sk_err set by the kernel (refused, timed out, unreachable, reset), which a
+ * later connect() or read() of the process clears.
+ */
+SEC("raw_tp/inet_sock_set_state")
+int netmon_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int oldstate = (int)ctx->args[1], newstate = (int)ctx->args[2];
+	struct conn *c;
+	__u64 cookie;
+
+	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	if (!is_tcp(sk))
+		return 0;
+	cookie = sk_cookie(sk);
+	c = cookie ? bpf_map_lookup_elem(&conns, &cookie) : NULL;
+	if (!c)
+		return 0;
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT)
+		c->handshake = 1;
+	else if (newstate == TCP_CLOSE && !c->err)
+		c->err = BPF_CORE_READ(sk, sk_err);
+	return 0;
 }
 
 /* io_uring's accept (IORING_OP_ACCEPT) never returns through sys_exit: its

@@ -7,6 +7,7 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
+#define ECONNRESET 104
 
 /* struct kernfs_node's parent link was renamed in 6.15; both flavours. */
 struct kernfs_node___parent {

@@ -26,7 +26,8 @@ enum netmon_kind {
 	NETMON_KIND_EXEC = 4,	   /* a task completed execve() */
 	NETMON_KIND_EXIT = 5,	   /* the last thread of a process exited */
 	NETMON_KIND_FORK = 6,	   /* a process forked a new process (not a thread) */
-	NETMON_KIND_MAX = 7,
+	NETMON_KIND_LISTEN = 7,	   /* listen() put a TCP socket into the listening state */
+	NETMON_KIND_MAX = 8,
 };
 
 /* Attach modes; written by the loader into the `const volatile` setting. */
@@ -39,6 +40,7 @@ enum netmon_mode {
 /* struct netmon_tuple.flags */
 #define NETMON_SOCK_V4MAPPED 0x1  /* AF_INET6 socket talking IPv4: addresses given as IPv4 */
 #define NETMON_SOCK_UNTRACKED 0x2 /* close of a connection not seen opening (older than the sensor) */
+#define NETMON_SOCK_HANDSHAKE 0x4 /* close of a connection whose TCP handshake completed */
 
 /* struct netmon_exec_event.secureexec */
 #define NETMON_SECUREEXEC_SETUID 0x1	    /* euid != uid after exec */
@@ -87,12 +89,19 @@ struct netmon_tuple {
 	__u8 state;	/* TCP state of the socket when seen (TCP_ESTABLISHED = 1...) */
 };
 
-/* NETMON_KIND_ESTABLISH, NETMON_KIND_ACCEPT, NETMON_KIND_CLOSE */
+/* NETMON_KIND_ESTABLISH, NETMON_KIND_ACCEPT, NETMON_KIND_CLOSE, NETMON_KIND_LISTEN */
 struct netmon_sock_event {
 	struct netmon_hdr hdr;
 	struct netmon_task task;
 	struct netmon_tuple tuple; /* a Close carries its Establish's or Accept's tuple */
 	__u64 cookie;		   /* socket cookie; the same on a socket's open and close */
+	/* The facts below are a Close's (0 on the other kinds), but for netns. */
+	__u64 open_ns;	      /* CLOCK_BOOTTIME of the connect or accept; 0 when not seen */
+	__u64 bytes_acked;    /* payload bytes the peer acknowledged (tcp_sock.bytes_acked less SYN and FIN) */
+	__u64 bytes_received; /* payload bytes received (tcp_sock.bytes_received less the peer's FIN) */
+	__u32 netns;	      /* inode number of the socket's network namespace */
+	__u16 err;	      /* errno the connection ended with (ECONNREFUSED, ETIMEDOUT...) */
+	__u16 _pad0;	      /* zero */
 };
 
 /* NETMON_KIND_EXEC */

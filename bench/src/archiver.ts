@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec } from '@netmon/common';
+import { DEFAULT_CONNECTION_FACTS, type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec } from '@netmon/common';
 import { ArchiveStore, start } from '@netmon/archiver';
 
 const EVENTS = Number(process.argv[2] ?? process.env.BENCH_EVENTS ?? 1_000_000);
@@ -57,6 +57,8 @@ function event(i: number, base: number): NetworkEvent {
     timestamp: new Date(base + Math.floor(i / 50)).toISOString(),
     host: { hostname: `web-${host}`, id: `4c4c4544004e3510804bb4c04f4a${String(host).padStart(4, '0')}` },
     source: { run_id: 'bench-run', seq: i },
+    connection: { ...DEFAULT_CONNECTION_FACTS },
+    process_key: '',
   };
 }
 

@@ -11,7 +11,7 @@
 // enricher ran. Ends with `RESULT {json}`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { type NetmonConfig, type RawRecord, createKafka, createLogger, loadConfig, rawRecordCodec } from '@netmon/common';
+import { NO_SOCKET_FACTS, type NetmonConfig, type RawRecord, createKafka, createLogger, loadConfig, rawRecordCodec } from '@netmon/common';
 import { start } from '@netmon/enricher';
 import type { Admin, Message } from 'kafkajs';
 
@@ -71,6 +71,7 @@ function workload(n: number): RawRecord[] {
             sport: 30000 + (k % 30000),
             dport: 443,
             cookie: i,
+            ...NO_SOCKET_FACTS,
           },
         },
       });

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type RawPayloadOf, createKafka, createLogger, loadConfig } from '@netmon/common';
+import { NO_SOCKET_FACTS, type RawPayloadOf, createKafka, createLogger, loadConfig } from '@netmon/common';
 import { type StartSource, type TimedPayload, kernelSource, startSensor } from '@netmon/sensor';
 
 const EVENTS = Number(process.env.NETMON_BENCH_EVENTS ?? 300_000);
@@ -44,6 +44,7 @@ function syntheticPayload(i: number): TimedPayload {
       sport: 30000 + (i % 30000),
       dport: 8080,
       cookie: 4096 + i,
+      ...NO_SOCKET_FACTS,
     },
   };
   return { payload, timeUs: Date.now() * 1000 };

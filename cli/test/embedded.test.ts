@@ -2,7 +2,7 @@
 // without the kernel: no single record stops it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NetworkEvent, RawPayloadOf, RawRecord, TaskFacts } from '@netmon/common';
+import { NO_SOCKET_FACTS, type NetworkEvent, type RawPayloadOf, type RawRecord, type TaskFacts } from '@netmon/common';
 import type { TimedPayload } from '@netmon/sensor';
 import { EmbeddedFeed } from '../src/run/embedded';
 
@@ -33,7 +33,10 @@ const at = (payload: RawPayloadOf, i = 0): TimedPayload => ({ payload, timeUs: T
 const execOf = (t: TaskFacts, path: string, args: string[] = []): TimedPayload =>
   at({ kind: 'exec', value: { task: t, snapshot: false, binary_path: path, args, args_truncated: false, secureexec: [] } });
 const socketOf = (t: TaskFacts, family: 'INET' | 'INET6', saddr: number[], daddr: number[], dport = 443): TimedPayload =>
-  at({ kind: 'socket', value: { kind: 'ESTABLISH', task: t, family, saddr: Buffer.from(saddr), daddr: Buffer.from(daddr), sport: 40000, dport, cookie: 1 } });
+  at({
+    kind: 'socket',
+    value: { kind: 'ESTABLISH', task: t, family, saddr: Buffer.from(saddr), daddr: Buffer.from(daddr), sport: 40000, dport, cookie: 1, ...NO_SOCKET_FACTS },
+  });
 
 function feed(print?: (ev: NetworkEvent) => void) {
   const printed: NetworkEvent[] = [];

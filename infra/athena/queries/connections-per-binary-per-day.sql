@@ -5,7 +5,7 @@ SELECT
   process.binary_path AS binary_path,
   count(*) AS connections,
   count(DISTINCT host.id) AS hosts
-FROM network_events
+FROM netmon_events
 WHERE network_event.type = 'TcpConnectionEstablish'
 GROUP BY dt, process.binary_path
 ORDER BY dt, connections DESC, binary_path;

@@ -10,6 +10,6 @@ SELECT
   network_event.sport AS local_port,
   network_event.daddr AS remote_addr,
   network_event.dport AS remote_port
-FROM network_events
+FROM netmon_events
 WHERE process.container_id = '3f4e8a9c1b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f'
 ORDER BY "timestamp", pid;

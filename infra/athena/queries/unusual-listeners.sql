@@ -6,7 +6,7 @@ SELECT
   network_event.sport AS port,
   count(*) AS accepts,
   count(DISTINCT network_event.daddr) AS clients
-FROM network_events
+FROM netmon_events
 WHERE network_event.type = 'TcpConnectionAccept'
   AND network_event.sport NOT IN (22, 25, 53, 80, 443, 3306, 5432, 6379, 8080, 8443, 9092)
 GROUP BY host.hostname, process.binary_path, network_event.sport

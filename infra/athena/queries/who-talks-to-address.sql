@@ -8,7 +8,7 @@ SELECT
   count(*) AS connections,
   min("timestamp") AS first_seen,
   max("timestamp") AS last_seen
-FROM network_events
+FROM netmon_events
 WHERE network_event.daddr = '203.0.113.7'
   AND network_event.type IN ('TcpConnectionEstablish', 'TcpConnectionAccept')
 GROUP BY host.hostname, process.binary_path, network_event.type, network_event.dport

@@ -20,7 +20,7 @@ export interface TaskFacts {
   ktime_us: number;
 }
 
-export type SocketEventKind = 'ESTABLISH' | 'ACCEPT' | 'CLOSE';
+export type SocketEventKind = 'ESTABLISH' | 'ACCEPT' | 'CLOSE' | 'LISTEN';
 export type AddressFamily = 'INET' | 'INET6';
 export type SecureExecFlag = 'SETUID' | 'SETGID' | 'FILE_CAPS' | 'FILELESS_EXEC';
 
@@ -33,6 +33,18 @@ export interface SocketEvent {
   sport: number;
   dport: number;
   cookie: number;
+  /** Facts of the socket (raw v2; defaults 0/false in v1 records). */
+  netns: number;
+  /** On a CLOSE: µs since boot when the socket was seen connecting or accepted; 0 if not seen. */
+  opened_ktime_us: number;
+  /** On a CLOSE: the TCP handshake had completed. */
+  handshake: boolean;
+  /** On a CLOSE: the errno the connection ended with, 0 for none. */
+  error: number;
+  /** On a CLOSE: the TCP state when the process released the socket. */
+  state: number;
+  bytes_acked: number;
+  bytes_received: number;
 }
 
 export interface ProcessExec {
@@ -114,7 +126,10 @@ export interface RawRecord {
   payload: RawPayload;
 }
 
-export type ConnectionEventType = 'TcpConnectionEstablish' | 'TcpConnectionAccept' | 'TcpConnectionClose';
+export type ConnectionEventType = 'TcpConnectionEstablish' | 'TcpConnectionAccept' | 'TcpConnectionClose' | 'TcpListen';
+
+/** How a connection went (NetworkEvent v2), on a Close; "" on the other types. */
+export type ConnectionOutcome = '' | 'established' | 'refused' | 'timeout' | 'unreachable' | 'reset' | 'aborted';
 
 /** The enriched event, field for field as shared/spec/netmon.md, in its order. */
 export interface NetworkEvent {
@@ -146,4 +161,36 @@ export interface NetworkEvent {
   timestamp: string;
   host: { hostname: string; id: string };
   source: { run_id: string; seq: number };
+  /** NetworkEvent v2 (shared/spec/netmon.md, "Connection facts"). */
+  connection: {
+    outcome: ConnectionOutcome;
+    duration_ms: number;
+    bytes_sent: number;
+    bytes_received: number;
+    remote_name: string;
+    netns: number;
+  };
+  process_key: string;
 }
+
+/** The spec's defaults of the v2 fields: what an Establish, Accept or Listen carries before its facts, and what a v1 record reads as. */
+export const DEFAULT_CONNECTION_FACTS: Readonly<NetworkEvent['connection']> = Object.freeze({
+  outcome: '',
+  duration_ms: 0,
+  bytes_sent: 0,
+  bytes_received: 0,
+  remote_name: '',
+  netns: 0,
+});
+
+/** A SocketEvent's facts when none are known: what a raw v1 record reads as, and what an Establish, Accept or Listen carries. */
+export const NO_SOCKET_FACTS: Readonly<Pick<SocketEvent, 'netns' | 'opened_ktime_us' | 'handshake' | 'error' | 'state' | 'bytes_acked' | 'bytes_received'>> =
+  Object.freeze({
+    netns: 0,
+    opened_ktime_us: 0,
+    handshake: false,
+    error: 0,
+    state: 0,
+    bytes_acked: 0,
+    bytes_received: 0,
+  });

@@ -48,6 +48,8 @@ test('NetworkEvent: the TypeScript shape has exactly the schema fields, in order
     timestamp: '2025-05-31T10:05:51.282Z',
     host: { hostname: 'h', id: 'i' },
     source: { run_id: 'r', seq: 0 },
+    connection: { outcome: 'established', duration_ms: 1, bytes_sent: 2, bytes_received: 3, remote_name: 'example.org', netns: 4026531840 },
+    process_key: 'h:1:2',
   };
   assert.ok(avro.Type.forSchema(schema as avro.Schema).isValid(event));
   assert.deepEqual(valuePaths(event as unknown as Record<string, unknown>), fieldPaths(schema));

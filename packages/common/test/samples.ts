@@ -1,5 +1,5 @@
 // Typed sample records shared by the tests.
-import type { RawRecord } from '../src';
+import { NO_SOCKET_FACTS, type RawRecord } from '../src';
 
 export function sampleRaw(seq: number): RawRecord {
   return {
@@ -33,6 +33,7 @@ export function sampleRaw(seq: number): RawRecord {
         sport: 33340,
         dport: 80,
         cookie: 4109,
+        ...NO_SOCKET_FACTS,
       },
     },
   };

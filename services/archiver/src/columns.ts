@@ -8,7 +8,16 @@ export type ColumnType = { kind: 'string' } | { kind: 'int' } | { kind: 'bigint'
 export interface Column {
   name: string;
   type: ColumnType;
+  /** The Avro default of the field, when it has one (what a reader gives a record written without it). */
+  default?: unknown;
 }
+
+/**
+ * The last field of the first NetworkEvent ever archived (v1, schemas/avro/history/network-event.v1.avsc).
+ * The spec adds fields only after it, each with a default: archive objects written
+ * before a field existed lack it, and readers give them the default.
+ */
+export const LAST_V1_FIELD = 'source';
 
 /** Partition columns after the record's own: dt (YYYY-MM-DD) and hour (0..23). */
 export const PARTITION_COLUMNS: Column[] = [
@@ -19,6 +28,7 @@ export const PARTITION_COLUMNS: Column[] = [
 interface AvroField {
   name: string;
   type: unknown;
+  default?: unknown;
 }
 
 function fromAvro(type: unknown, where: string): ColumnType {
@@ -30,15 +40,34 @@ function fromAvro(type: unknown, where: string): ColumnType {
   }
   const t = type as { type: string; fields?: AvroField[] };
   if (t.type === 'enum') return { kind: 'string' };
-  if (t.type === 'record') return { kind: 'struct', fields: t.fields!.map((f) => ({ name: f.name, type: fromAvro(f.type, `${where}.${f.name}`) })) };
+  if (t.type === 'record') return { kind: 'struct', fields: t.fields!.map((f) => column(f, `${where}.${f.name}`)) };
   if (typeof t.type === 'string' && !t.fields) return fromAvro(t.type, where);
   throw new Error(`${where}: Avro type ${JSON.stringify(type)} has no archive column type`);
+}
+
+function column(f: AvroField, where: string): Column {
+  const c: Column = { name: f.name, type: fromAvro(f.type, where) };
+  if (f.default !== undefined) c.default = f.default;
+  return c;
 }
 
 /** The NetworkEvent's top-level fields as columns, in the schema's (= the spec's) order. */
 export function eventColumns(schema: object = readSchema('network-event.avsc')): Column[] {
   const fields = (schema as { fields: AvroField[] }).fields;
-  return fields.map((f) => ({ name: f.name, type: fromAvro(f.type, f.name) }));
+  return fields.map((f) => column(f, f.name));
+}
+
+/**
+ * The columns added after v1 (after LAST_V1_FIELD), which v1 archive objects lack:
+ * Athena's table reads them as NULL there, and the views apply these defaults.
+ * Throws if one has no default: the schema would not be a compatible evolution.
+ */
+export function addedColumns(cols: Column[] = eventColumns()): Column[] {
+  const last = cols.findIndex((c) => c.name === LAST_V1_FIELD);
+  if (last < 0) throw new Error(`the NetworkEvent schema has no ${LAST_V1_FIELD} field`);
+  const added = cols.slice(last + 1);
+  for (const c of added) if (c.default === undefined) throw new Error(`${c.name}: a field added after ${LAST_V1_FIELD} needs a default`);
+  return added;
 }
 
 export function duckdbType(t: ColumnType): string {
@@ -51,6 +80,20 @@ export function duckdbType(t: ColumnType): string {
       return 'BIGINT';
     case 'struct':
       return `STRUCT(${t.fields.map((f) => `"${f.name}" ${duckdbType(f.type)}`).join(', ')})`;
+  }
+}
+
+/** Trino / Athena SQL spelling (views, CASTs): varchar, integer, bigint, ROW(name type, ...). DuckDB reads it too. */
+export function trinoType(t: ColumnType): string {
+  switch (t.kind) {
+    case 'string':
+      return 'varchar';
+    case 'int':
+      return 'integer';
+    case 'bigint':
+      return 'bigint';
+    case 'struct':
+      return `ROW(${t.fields.map((f) => `"${f.name}" ${trinoType(f.type)}`).join(', ')})`;
   }
 }
 

@@ -1,14 +1,18 @@
 // `netmon query "SQL"`: the archive queried locally with DuckDB. The objects
 // come from S3 (mirrored into a cache folder, downloading only what is new)
 // or from a local folder laid out like the bucket (dt=YYYY-MM-DD/hour=HH/...).
-// A `network_events` view has the Athena table's columns, partition columns
-// included, so the example queries of infra/athena run unchanged.
+// Two views have the Athena table's columns, partition columns included:
+// `netmon_events` (the name of infra/athena/network_events_view.sql, which the
+// shared queries of infra/athena/queries read) and `network_events` (the
+// table's name). Both read v1 and v2 objects together, and give the fields a
+// v1 object lacks the contract's defaults (shared/spec/netmon.md: never NULL),
+// as a reader of the Avro records would; in Athena only the view does.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { QueryError } from './errors';
-import { PARTITION_COLUMNS, duckdbType, eventColumns } from './columns';
+import { type ColumnType, PARTITION_COLUMNS, addedColumns, duckdbType, eventColumns, trinoType } from './columns';
 import { DATA_SUFFIX, parseDataKey } from './layout';
 import type { ArchiveStore } from './store';
 
@@ -75,22 +79,72 @@ export async function syncArchive(store: ArchiveStore, prefix: string, dir: stri
 
 const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-/** The SQL that creates `network_events` over the archive folder `dir`. */
-export function viewSql(dir: string, hasFiles: boolean): string {
+/** The view the shared queries read (infra/athena/network_events_view.sql): the archive with the spec's defaults. */
+export const EVENTS_VIEW = 'netmon_events';
+/** The Athena table's name; in `netmon query` it reads like EVENTS_VIEW, so SQL written for either runs. */
+export const EVENTS_TABLE = 'network_events';
+
+/**
+ * A SELECT of the archive folder `dir` as stored, columns as Athena's table
+ * declares them: NULL where an object lacks a field (in v1 objects, the fields
+ * added since).
+ */
+export function archiveSelect(dir: string, hasFiles: boolean): string {
   const cols = eventColumns();
   const all = [...cols, ...PARTITION_COLUMNS];
-  const names = all.map((c) => `"${c.name}"`).join(', ');
   if (!hasFiles) {
     // An empty archive still has the columns, so queries run and return nothing.
-    return `CREATE OR REPLACE VIEW network_events AS SELECT ${all.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ')} WHERE false`;
+    return `SELECT ${all.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ')} WHERE false`;
   }
+  const names = all.map((c) => `"${c.name}"`).join(', ');
   const columns = cols.map((c) => `${sqlString(c.name)}: ${sqlString(duckdbType(c.type))}`).join(', ');
   const glob = path.join(dir, 'dt=*', 'hour=*', `*${DATA_SUFFIX}`);
   return (
-    `CREATE OR REPLACE VIEW network_events AS SELECT ${names} FROM read_json(${sqlString(glob)}, ` +
+    `SELECT ${names} FROM read_json(${sqlString(glob)}, ` +
     `format = 'newline_delimited', compression = 'gzip', hive_partitioning = true, ` +
     `hive_types = {'dt': 'VARCHAR', 'hour': 'INTEGER'}, columns = {${columns}})`
   );
+}
+
+function sqlLiteral(value: unknown, where: string): string {
+  if (typeof value === 'string') return sqlString(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  throw new Error(`${where}: default ${JSON.stringify(value)} has no SQL literal here`);
+}
+
+/**
+ * SQL for `expr` with `fallback` (the Avro default) wherever it is NULL; a struct
+ * is rebuilt field by field, so a missing struct reads as its default and keeps
+ * its nested shape (connection.outcome). Plain COALESCE, CAST and ROW: the same
+ * text is valid in Athena (Trino) and DuckDB.
+ */
+export function withDefault(expr: string, type: ColumnType, fallback: unknown, where = expr): string {
+  if (type.kind !== 'struct') return `COALESCE(${expr}, ${sqlLiteral(fallback, where)})`;
+  const fields = type.fields.map((f) => {
+    const inner = (fallback as Record<string, unknown> | undefined)?.[f.name] ?? f.default;
+    if (inner === undefined) throw new Error(`${where}.${f.name}: no default`);
+    return withDefault(`${expr}."${f.name}"`, f.type, inner, `${where}.${f.name}`);
+  });
+  return `CAST(ROW(${fields.join(', ')}) AS ${trinoType(type)})`;
+}
+
+/** The columns of the views: every column of `from`, those a v1 object lacks with their defaults. */
+export function defaultsSelect(from: string): string {
+  const cols = eventColumns();
+  const added = new Set(addedColumns(cols).map((c) => c.name));
+  const list = [
+    ...cols.map((c) => (added.has(c.name) ? `${withDefault(`"${c.name}"`, c.type, c.default, c.name)} AS "${c.name}"` : `"${c.name}"`)),
+    ...PARTITION_COLUMNS.map((c) => `"${c.name}"`),
+  ];
+  return `SELECT ${list.join(', ')} FROM ${from}`;
+}
+
+/** The statements that create `network_events` and `netmon_events` over the archive folder `dir`. */
+export function viewSql(dir: string, hasFiles: boolean): string[] {
+  return [
+    `CREATE OR REPLACE VIEW ${EVENTS_TABLE} AS ${defaultsSelect(`(${archiveSelect(dir, hasFiles)}) AS archive`)}`,
+    `CREATE OR REPLACE VIEW ${EVENTS_VIEW} AS SELECT * FROM ${EVENTS_TABLE}`,
+  ];
 }
 
 /** Presto/Athena functions the example queries use, so that they run here unchanged. */
@@ -106,14 +160,14 @@ export class ArchiveQuery {
     readonly dir: string,
   ) {}
 
-  /** Opens an in-memory DuckDB with `network_events` over the archive folder `dir`. */
+  /** Opens an in-memory DuckDB with `netmon_events` and `network_events` over the archive folder `dir`. */
   static async open(dir: string): Promise<ArchiveQuery> {
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     const q = new ArchiveQuery(instance, connection, dir);
     await connection.run("SET TimeZone = 'UTC'").catch(() => undefined);
     for (const m of COMPAT_MACROS) await connection.run(m);
-    await connection.run(viewSql(path.resolve(dir), listLocal(dir).size > 0));
+    for (const v of viewSql(path.resolve(dir), listLocal(dir).size > 0)) await connection.run(v);
     return q;
   }
 

@@ -1,17 +1,22 @@
-// The Athena DDL parses and matches the Avro contract; the example queries run
-// through `netmon query`'s DuckDB view over objects written by the archiver's
-// own FlushBuilder, and return the expected answers on a known data set.
+// The Athena DDL parses and matches the Avro contract; the view applies the
+// spec's defaults; the example queries run through `netmon query`'s DuckDB views
+// over objects written by the archiver's own FlushBuilder (v1 objects from
+// before the connection facts, v2 objects after) and return the expected
+// answers on a known data set.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { NetworkEvent } from '@netmon/common';
+import { gunzipSync } from 'node:zlib';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { DEFAULT_CONNECTION_FACTS, type NetworkEvent } from '@netmon/common';
 import { FlushBuilder } from '../src/batch';
-import { type Column, type ColumnType, PARTITION_COLUMNS, eventColumns, hiveType } from '../src/columns';
+import { type Column, type ColumnType, PARTITION_COLUMNS, addedColumns, eventColumns, hiveType } from '../src/columns';
 import { hourOf } from '../src/layout';
+import { EVENTS_TABLE, EVENTS_VIEW, archiveSelect } from '../src/query';
 import { ArchiveQuery, runQueryCommand } from '../src';
-import { assertSpecOrder, sampleEvent } from './samples';
+import { type NetworkEventV1, SPEC_ORDER, type SampleOverrides, asV1, assertSpecOrder, sampleEvent } from './samples';
 
 const athenaDir = path.resolve(__dirname, '../../../../infra/athena');
 const ddl = readFileSync(path.join(athenaDir, 'network_events.sql'), 'utf8');
@@ -145,7 +150,7 @@ describe('Athena DDL (infra/athena/network_events.sql)', () => {
       expected.map((c) => c.name),
     );
     for (const [i, c] of parsed.columns.entries()) assert.deepEqual(c.type, expected[i]!.type, `column ${c.name}: ${hiveType(c.type)}`);
-    for (const name of ['process', 'network_event', 'host']) {
+    for (const name of ['process', 'network_event', 'host', 'connection']) {
       assert.equal(parsed.columns.find((c) => c.name === name)?.type.kind, 'struct', `${name} is a struct`);
     }
   });
@@ -164,16 +169,52 @@ describe('Athena DDL (infra/athena/network_events.sql)', () => {
   });
 });
 
+// ---- the view (infra/athena/network_events_view.sql) ------------------------
+
+const viewDdl = readFileSync(path.join(athenaDir, 'network_events_view.sql'), 'utf8');
+
+describe('Athena view (infra/athena/network_events_view.sql)', () => {
+  test('one CREATE OR REPLACE VIEW netmon_events over the table', () => {
+    const text = stripComments(viewDdl).trim();
+    assert.equal(text.split(';').filter((s) => s.trim()).length, 1, 'one statement');
+    assert.match(text, new RegExp(`^CREATE\\s+OR\\s+REPLACE\\s+VIEW\\s+${EVENTS_VIEW}\\s+AS\\s+SELECT\\b`, 'i'));
+    assert.match(text, /\bFROM\s+network_events\s*;?$/i);
+  });
+
+  test('the fields added after v1 are the ones the view gives defaults', () => {
+    assert.deepEqual(
+      addedColumns().map((c) => [c.name, c.default]),
+      [
+        ['connection', { ...DEFAULT_CONNECTION_FACTS }],
+        ['process_key', ''],
+      ],
+    );
+    for (const c of addedColumns()) assert.match(stripComments(viewDdl), new RegExp(`\\bAS\\s+${c.name}\\b`), `the view defines ${c.name}`);
+  });
+});
+
 // ---- the example queries on a known data set ----------------------------------
 
 const WEB = { hostname: 'web-1', hostId: 'aaaa0000000000000000000000000001' };
 const DB = { hostname: 'db-1', hostId: 'bbbb0000000000000000000000000002' };
 const CONTAINER = '3f4e8a9c1b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f';
+const REDIS_CONTAINER = '9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b';
+const HOST_NETNS = 4026531840;
+const REDIS_NETNS = 4026532500;
 
-function knownEvents(): NetworkEvent[] {
+type ArchivedEvent = NetworkEvent | NetworkEventV1;
+
+/**
+ * 2025-05-31 as the archiver wrote it before v2 (no connection, no process_key);
+ * 2025-06-01 and 2025-06-02 in v2, with the facts a Close carries.
+ */
+function knownEvents(): ArchivedEvent[] {
   const ev = sampleEvent;
-  return [
-    // 2025-05-31: curl connects 3 times from 2 hosts (2 of them to 203.0.113.7), ssh once.
+  const v2 = (o: SampleOverrides) => ev({ ...o, connection: { netns: HOST_NETNS, ...o.connection } });
+  const listen = (o: SampleOverrides) => v2({ ...o, type: 'TcpListen', saddr: '0.0.0.0', daddr: '0.0.0.0', dport: 0 });
+  const close = (o: SampleOverrides) => v2({ ...o, type: 'TcpConnectionClose' });
+  const day1: ArchivedEvent[] = [
+    // curl connects 3 times from 2 hosts (2 of them to 203.0.113.7), ssh once.
     ev({ ...WEB, timestamp: '2025-05-31T10:00:00.000Z', binary: '/usr/bin/curl', daddr: '203.0.113.7', dport: 443, cookie: 100 }),
     ev({ ...WEB, timestamp: '2025-05-31T10:00:01.500Z', binary: '/usr/bin/curl', type: 'TcpConnectionClose', daddr: '203.0.113.7', dport: 443, cookie: 100 }),
     ev({ ...DB, timestamp: '2025-05-31T10:30:00.000Z', binary: '/usr/bin/curl', daddr: '203.0.113.7', dport: 443, cookie: 100 }),
@@ -214,65 +255,147 @@ function knownEvents(): NetworkEvent[] {
       cookie: 101,
       containerId: CONTAINER,
     }),
-    // 2025-06-01: curl twice on web-1; a backdoor on db-1 accepts on 4444 from two clients.
-    ev({ ...WEB, timestamp: '2025-06-01T00:00:00.000Z', binary: '/usr/bin/curl', daddr: '198.51.100.2', dport: 443, cookie: 104 }),
-    ev({ ...WEB, timestamp: '2025-06-01T05:00:00.000Z', binary: '/usr/bin/curl', daddr: '198.51.100.2', dport: 443, cookie: 105 }),
-    ev({
-      ...DB,
-      timestamp: '2025-06-01T05:10:00.000Z',
-      binary: '/tmp/.x/backdoor',
-      type: 'TcpConnectionAccept',
-      saddr: '10.0.0.2',
-      sport: 4444,
-      daddr: '192.0.2.50',
-      dport: 40001,
-      cookie: 200,
+  ].map(asV1);
+  const api = { binary: '/usr/bin/curl', daddr: '198.51.100.2', dport: 443 };
+  const backdoor = { ...DB, binary: '/tmp/.x/backdoor', pid: 6666, saddr: '10.0.0.2', sport: 4444 };
+  const day2: ArchivedEvent[] = [
+    // curl on web-1 reaches api.example.com twice; the first connection carries 20 kB back in 3 s.
+    v2({ ...WEB, ...api, timestamp: '2025-06-01T00:00:00.000Z', cookie: 104, connection: { remote_name: 'api.example.com' } }),
+    close({
+      ...WEB,
+      ...api,
+      timestamp: '2025-06-01T00:00:03.000Z',
+      cookie: 104,
+      connection: { outcome: 'established', duration_ms: 3000, bytes_sent: 512, bytes_received: 20_000, remote_name: 'api.example.com' },
     }),
-    ev({
-      ...DB,
-      timestamp: '2025-06-01T05:11:00.000Z',
-      binary: '/tmp/.x/backdoor',
-      type: 'TcpConnectionAccept',
-      saddr: '10.0.0.2',
-      sport: 4444,
-      daddr: '192.0.2.51',
-      dport: 40002,
-      cookie: 201,
-    }),
-    ev({
-      ...DB,
+    v2({ ...WEB, ...api, timestamp: '2025-06-01T05:00:00.000Z', cookie: 105, connection: { remote_name: 'api.example.com' } }),
+    // a backdoor on db-1 listens on 4444, accepts two clients, sends 4 kB and receives 1 MiB on the first.
+    listen({ ...backdoor, timestamp: '2025-06-01T05:09:00.000Z', cookie: 199 }),
+    v2({ ...backdoor, timestamp: '2025-06-01T05:10:00.000Z', type: 'TcpConnectionAccept', daddr: '192.0.2.50', dport: 40001, cookie: 200 }),
+    v2({ ...backdoor, timestamp: '2025-06-01T05:11:00.000Z', type: 'TcpConnectionAccept', daddr: '192.0.2.51', dport: 40002, cookie: 201 }),
+    close({
+      ...backdoor,
       timestamp: '2025-06-01T05:20:00.000Z',
-      binary: '/tmp/.x/backdoor',
-      type: 'TcpConnectionClose',
-      saddr: '10.0.0.2',
-      sport: 4444,
       daddr: '192.0.2.50',
       dport: 40001,
       cookie: 200,
+      connection: { outcome: 'established', duration_ms: 600_000, bytes_sent: 4096, bytes_received: 1_048_576 },
     }),
-    ev({
+    v2({
       ...WEB,
       timestamp: '2025-06-01T06:00:00.000Z',
       binary: '/usr/bin/wget',
-      type: 'TcpConnectionEstablish',
       daddr: '198.51.100.3',
       dport: 80,
       cookie: 106,
       containerId: CONTAINER,
+      connection: { remote_name: 'mirror.example.org' },
     }),
-  ].map((e, i) => ({ ...e, source: { run_id: 'known', seq: i } }));
+    // listeners: a bind shell never accepts; nginx's master listens on 8080 and a worker accepts;
+    // redis listens on 6379 on the host (accepts) and in a container's namespace (never accepts).
+    listen({ ...WEB, timestamp: '2025-06-01T07:00:00.000Z', binary: '/tmp/.y/bindsh', pid: 31337, sport: 31337, cookie: 207 }),
+    listen({ ...WEB, timestamp: '2025-06-01T07:30:00.000Z', binary: '/usr/sbin/nginx', pid: 800, sport: 8080, cookie: 208 }),
+    v2({
+      ...WEB,
+      timestamp: '2025-06-01T07:31:00.000Z',
+      binary: '/usr/sbin/nginx',
+      pid: 801,
+      type: 'TcpConnectionAccept',
+      saddr: '10.0.0.1',
+      sport: 8080,
+      daddr: '192.0.2.60',
+      dport: 40100,
+      cookie: 210,
+    }),
+    listen({ ...DB, timestamp: '2025-06-01T08:00:00.000Z', binary: '/usr/bin/redis-server', pid: 900, sport: 6379, cookie: 209 }),
+    listen({
+      ...DB,
+      timestamp: '2025-06-01T08:00:00.500Z',
+      binary: '/usr/bin/redis-server',
+      pid: 901,
+      sport: 6379,
+      cookie: 212,
+      containerId: REDIS_CONTAINER,
+      connection: { netns: REDIS_NETNS },
+    }),
+    v2({
+      ...DB,
+      timestamp: '2025-06-01T08:10:00.000Z',
+      binary: '/usr/bin/redis-server',
+      pid: 900,
+      type: 'TcpConnectionAccept',
+      saddr: '10.0.0.2',
+      sport: 6379,
+      daddr: '10.0.0.1',
+      dport: 41000,
+      cookie: 211,
+    }),
+    // refused connects: web-1 twice at 9 h and once at 10 h, db-1 once at 9 h; one timeout (not refused).
+    ...(
+      [
+        [WEB, '09:00:00.000', '198.51.100.9', 8443, 220, 'refused', 1],
+        [WEB, '09:20:00.000', '198.51.100.9', 8443, 221, 'refused', 1],
+        [DB, '09:30:00.000', '192.0.2.20', 5432, 222, 'refused', 2],
+        [WEB, '09:40:00.000', '198.51.100.10', 443, 224, 'timeout', 130_000],
+        [WEB, '10:05:00.000', '198.51.100.9', 8443, 223, 'refused', 1],
+      ] as const
+    ).flatMap(([host, time, daddr, dport, cookie, outcome, ms]) => {
+      const at = Date.parse(`2025-06-01T${time}Z`);
+      return [
+        v2({ ...host, timestamp: new Date(at).toISOString(), binary: '/usr/bin/curl', daddr, dport, cookie }),
+        close({ ...host, timestamp: new Date(at + ms).toISOString(), binary: '/usr/bin/curl', daddr, dport, cookie, connection: { outcome, duration_ms: ms } }),
+      ];
+    }),
+    // an ssh session older than the sensor closes after a day: no Accept to pair with, its duration is on the Close.
+    close({
+      ...DB,
+      timestamp: '2025-06-01T12:00:00.000Z',
+      binary: '/usr/sbin/sshd',
+      pid: 700,
+      saddr: '10.0.0.2',
+      sport: 22,
+      daddr: '192.0.2.77',
+      dport: 51515,
+      cookie: 300,
+      connection: { outcome: 'established', duration_ms: 86_400_000, bytes_sent: 300_000, bytes_received: 50_000 },
+    }),
+  ];
+  const evil = { binary: '/usr/bin/python3', daddr: '203.0.113.99', dport: 443, pid: 4242 };
+  const day3: ArchivedEvent[] = [
+    // web-1 reaches api.example.com again (not new there), and evil.example.net twice (new), sending 2 MB;
+    // db-1 reaches api.example.com for the first time (new on db-1); wget dials a literal address (no name).
+    v2({ ...WEB, ...api, timestamp: '2025-06-02T08:00:00.000Z', cookie: 400, connection: { remote_name: 'api.example.com' } }),
+    v2({ ...WEB, ...evil, timestamp: '2025-06-02T08:30:00.000Z', cookie: 401, connection: { remote_name: 'evil.example.net' } }),
+    v2({ ...WEB, ...evil, timestamp: '2025-06-02T08:31:00.000Z', cookie: 402, connection: { remote_name: 'evil.example.net' } }),
+    close({
+      ...WEB,
+      ...evil,
+      timestamp: '2025-06-02T08:30:05.000Z',
+      cookie: 401,
+      connection: { outcome: 'established', duration_ms: 5000, bytes_sent: 2_000_000, bytes_received: 1000, remote_name: 'evil.example.net' },
+    }),
+    v2({ ...DB, ...api, timestamp: '2025-06-02T09:00:00.000Z', cookie: 403, connection: { remote_name: 'api.example.com' } }),
+    v2({ ...WEB, timestamp: '2025-06-02T09:10:00.000Z', binary: '/usr/bin/wget', daddr: '198.51.100.50', dport: 80, cookie: 404 }),
+    // a dev server listens on 8080 after nginx has gone: nginx's accepts of the day before do not count for it.
+    listen({ ...WEB, timestamp: '2025-06-02T11:00:00.000Z', binary: '/usr/local/bin/devserver', pid: 5000, sport: 8080, cookie: 405 }),
+  ];
+  return [...day1, ...day2, ...day3].map((e, i) => ({ ...e, source: { run_id: 'known', seq: i } }));
 }
 
-/** Writes the events as the archiver would (two flushes of one partition) under `dir`. */
-async function writeArchive(dir: string, events: NetworkEvent[]): Promise<string[]> {
+/** The event as a reader of the contract sees it: a v1 event with the spec's defaults. */
+function withDefaults(e: ArchivedEvent): NetworkEvent {
+  return 'connection' in e ? e : { ...e, connection: { ...DEFAULT_CONNECTION_FACTS }, process_key: '' };
+}
+
+/**
+ * Writes the events as the archiver would under `dir`: in flushes of `perFlush`
+ * events (one object per hour touched), each line JSON.stringify of the event.
+ */
+async function writeArchive(dir: string, events: ArchivedEvent[], perFlush = Math.ceil(events.length / 2)): Promise<string[]> {
   const lines: string[] = [];
-  const half = Math.ceil(events.length / 2);
-  for (const [first, slice] of [
-    [0, events.slice(0, half)],
-    [half, events.slice(half)],
-  ] as const) {
+  for (let first = 0; first < events.length; first += perFlush) {
     const b = new FlushBuilder('root', 'netmon.events.v1', 0, first, 6, 0);
-    slice.forEach((e, i) => {
+    events.slice(first, first + perFlush).forEach((e, i) => {
       const line = JSON.stringify(e);
       lines.push(line);
       b.append({ offset: first + i, line, part: hourOf(e.timestamp)!, timeMs: Date.parse(e.timestamp) }, 0);
@@ -291,12 +414,15 @@ const readQuery = (name: string) => readFileSync(path.join(athenaDir, 'queries',
 describe('example queries through DuckDB (netmon query)', () => {
   let dir: string;
   let q: ArchiveQuery;
+  let events: ArchivedEvent[];
   let lines: string[];
   const rows = async (sql: string) => (await q.jsonRows(sql)).map((r) => JSON.parse(r) as Record<string, unknown>);
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'netmon-query-'));
-    lines = await writeArchive(dir, knownEvents());
+    events = knownEvents();
+    // one flush per day: v1 objects for 2025-05-31, v2 objects after
+    lines = await writeArchive(dir, events, 8);
     q = await ArchiveQuery.open(dir);
   });
   after(() => {
@@ -304,40 +430,63 @@ describe('example queries through DuckDB (netmon query)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('every example query is there', () => {
-    assert.deepEqual(readdirSync(path.join(athenaDir, 'queries')).sort(), [
+  test('every example query is there, and reads the view, not the table', () => {
+    const files = readdirSync(path.join(athenaDir, 'queries')).sort();
+    assert.deepEqual(files, [
       'connection-duration.sql',
       'connections-per-binary-per-day.sql',
       'container-events.sql',
+      'listeners-never-accepted.sql',
+      'new-remote-names.sql',
+      'refused-connects-per-host-per-hour.sql',
+      'top-talkers-by-binary.sql',
       'unusual-listeners.sql',
       'who-talks-to-address.sql',
     ]);
+    for (const f of files) {
+      const sql = stripComments(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'));
+      assert.match(sql, new RegExp(`\\bFROM\\s+${EVENTS_VIEW}\\b`), `${f} reads ${EVENTS_VIEW}`);
+      assert.doesNotMatch(sql, new RegExp(`\\b${EVENTS_TABLE}\\b`), `${f} does not read the table`);
+      assert.match(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'), /^-- \S/, `${f} opens with a comment saying its question`);
+    }
   });
 
-  test('SELECT * gives back the archived NetworkEvents: same fields, same order, same JSON types', async () => {
-    const out = await q.jsonRows('SELECT * FROM network_events ORDER BY source.seq');
-    assert.equal(out.length, lines.length);
-    for (const [i, text] of out.entries()) {
-      const obj = JSON.parse(text) as Record<string, unknown>;
-      assertSpecOrder(obj);
-      const { dt, hour, ...event } = obj;
-      assert.equal(JSON.stringify(event), lines[i], 'the archived line, byte for byte once dt and hour are set aside');
-      const ts = (event as { timestamp: string }).timestamp;
-      assert.equal(dt, ts.slice(0, 10));
-      assert.equal(hour, Number(ts.slice(11, 13)));
+  test('the known data set mixes v1 and v2 objects', () => {
+    const v1 = lines.filter((l) => !l.includes('"connection"')).length;
+    assert.equal(v1, 8);
+    assert.equal(lines.length - v1, events.length - 8);
+  });
+
+  test('SELECT * gives back the archived NetworkEvents, v1 ones with the defaults: same fields, same order, same JSON types', async () => {
+    for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
+      const out = await q.jsonRows(`SELECT * FROM ${view} ORDER BY source.seq`);
+      assert.equal(out.length, lines.length);
+      for (const [i, text] of out.entries()) {
+        const obj = JSON.parse(text) as Record<string, unknown>;
+        assertSpecOrder(obj);
+        const { dt, hour, ...event } = obj;
+        const expected = 'connection' in events[i]! ? lines[i] : JSON.stringify(withDefaults(events[i]!));
+        assert.equal(JSON.stringify(event), expected, `${view} row ${i}: the archived line (with the defaults), byte for byte once dt and hour are set aside`);
+        const ts = (event as { timestamp: string }).timestamp;
+        assert.equal(dt, ts.slice(0, 10));
+        assert.equal(hour, Number(ts.slice(11, 13)));
+      }
     }
   });
 
   test('partition columns prune: dt and hour', async () => {
-    assert.deepEqual(await rows("SELECT count(*) AS n FROM network_events WHERE dt = '2025-06-01' AND hour = 5"), [{ n: 4 }]);
+    assert.deepEqual(await rows("SELECT count(*) AS n FROM netmon_events WHERE dt = '2025-06-01' AND hour = 5"), [{ n: 5 }]);
   });
 
   test('connections per binary per day', async () => {
     assert.deepEqual(await rows(readQuery('connections-per-binary-per-day')), [
       { dt: '2025-05-31', binary_path: '/usr/bin/curl', connections: 3, hosts: 2 },
       { dt: '2025-05-31', binary_path: '/usr/bin/ssh', connections: 1, hosts: 1 },
-      { dt: '2025-06-01', binary_path: '/usr/bin/curl', connections: 2, hosts: 1 },
+      { dt: '2025-06-01', binary_path: '/usr/bin/curl', connections: 7, hosts: 2 },
       { dt: '2025-06-01', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
+      { dt: '2025-06-02', binary_path: '/usr/bin/curl', connections: 2, hosts: 2 },
+      { dt: '2025-06-02', binary_path: '/usr/bin/python3', connections: 2, hosts: 1 },
+      { dt: '2025-06-02', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
     ]);
   });
 
@@ -357,17 +506,25 @@ describe('example queries through DuckDB (netmon query)', () => {
     assert.deepEqual(await rows(readQuery('unusual-listeners')), [{ hostname: 'db-1', binary_path: '/tmp/.x/backdoor', port: 4444, accepts: 2, clients: 2 }]);
   });
 
-  test('connection durations pair Establish/Accept with Close by cookie and host', async () => {
+  test('connection durations: the v2 Close duration where there is one, else Close minus Establish/Accept by cookie and host', async () => {
     const r = await rows(readQuery('connection-duration'));
     assert.deepEqual(
-      r.map((x) => [x.hostname, x.cookie, x.kind, x.duration_ms]),
+      r.map((x) => [x.hostname, x.cookie, x.kind, x.binary_path, x.outcome, x.duration_ms]),
       [
-        ['db-1', 200, 'TcpConnectionAccept', 600_000],
-        ['web-1', 102, 'TcpConnectionEstablish', 2000],
-        ['web-1', 100, 'TcpConnectionEstablish', 1500],
-        ['web-1', 101, 'TcpConnectionAccept', 250],
+        ['db-1', 300, '', '/usr/sbin/sshd', 'established', 86_400_000],
+        ['db-1', 200, 'TcpConnectionAccept', '/tmp/.x/backdoor', 'established', 600_000],
+        ['web-1', 224, 'TcpConnectionEstablish', '/usr/bin/curl', 'timeout', 130_000],
+        ['web-1', 401, 'TcpConnectionEstablish', '/usr/bin/python3', 'established', 5000],
+        ['web-1', 104, 'TcpConnectionEstablish', '/usr/bin/curl', 'established', 3000],
+        ['web-1', 102, 'TcpConnectionEstablish', '/usr/bin/curl', '', 2000],
+        ['web-1', 100, 'TcpConnectionEstablish', '/usr/bin/curl', '', 1500],
+        ['web-1', 101, 'TcpConnectionAccept', '/usr/sbin/nginx', '', 250],
+        ['db-1', 222, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 2],
+        ['web-1', 220, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
+        ['web-1', 221, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
+        ['web-1', 223, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
       ],
-      'cookie 100 on db-1 has no close there and stays unpaired',
+      'v1 Closes (outcome "") are timed from their opening; cookie 100 on db-1 has no Close there and stays out',
     );
   });
 
@@ -385,13 +542,115 @@ describe('example queries through DuckDB (netmon query)', () => {
     );
   });
 
-  test('an empty archive still has the view and its columns', async () => {
+  test('new remote names per host: reached on 2025-06-02, never before on that host', async () => {
+    assert.deepEqual(await rows(readQuery('new-remote-names')), [
+      {
+        hostname: 'db-1',
+        remote_name: 'api.example.com',
+        first_seen: '2025-06-02T09:00:00.000Z',
+        first_binary: '/usr/bin/curl',
+        first_addr: '198.51.100.2',
+        connections: 1,
+      },
+      {
+        hostname: 'web-1',
+        remote_name: 'evil.example.net',
+        first_seen: '2025-06-02T08:30:00.000Z',
+        first_binary: '/usr/bin/python3',
+        first_addr: '203.0.113.99',
+        connections: 2,
+      },
+    ]);
+  });
+
+  test('top talkers by bytes per binary', async () => {
+    assert.deepEqual(await rows(readQuery('top-talkers-by-binary')), [
+      { binary_path: '/usr/bin/python3', bytes_sent: 2_000_000, bytes_received: 1000, bytes_total: 2_001_000, connections: 1, hosts: 1 },
+      { binary_path: '/tmp/.x/backdoor', bytes_sent: 4096, bytes_received: 1_048_576, bytes_total: 1_052_672, connections: 1, hosts: 1 },
+      { binary_path: '/usr/sbin/sshd', bytes_sent: 300_000, bytes_received: 50_000, bytes_total: 350_000, connections: 1, hosts: 1 },
+      { binary_path: '/usr/bin/curl', bytes_sent: 512, bytes_received: 20_000, bytes_total: 20_512, connections: 8, hosts: 2 },
+    ]);
+  });
+
+  test('refused connects per host per hour', async () => {
+    assert.deepEqual(await rows(readQuery('refused-connects-per-host-per-hour')), [
+      { dt: '2025-06-01', hour: 9, hostname: 'db-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
+      { dt: '2025-06-01', hour: 9, hostname: 'web-1', refused: 2, remote_addrs: 1, remote_ports: 1 },
+      { dt: '2025-06-01', hour: 10, hostname: 'web-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
+    ]);
+  });
+
+  test('listeners that never accepted: not the pre-fork server, not the host redis; the bind shell, the namespaced redis, the late dev server', async () => {
+    assert.deepEqual(await rows(readQuery('listeners-never-accepted')), [
+      {
+        hostname: 'web-1',
+        binary_path: '/tmp/.y/bindsh',
+        pid: 31337,
+        process_key: `${WEB.hostId}:31337:1748685951282000`,
+        netns: HOST_NETNS,
+        local_addr: '0.0.0.0',
+        port: 31337,
+        listened_at: '2025-06-01T07:00:00.000Z',
+      },
+      {
+        hostname: 'db-1',
+        binary_path: '/usr/bin/redis-server',
+        pid: 901,
+        process_key: `${DB.hostId}:901:1748685951282000`,
+        netns: REDIS_NETNS,
+        local_addr: '0.0.0.0',
+        port: 6379,
+        listened_at: '2025-06-01T08:00:00.500Z',
+      },
+      {
+        hostname: 'web-1',
+        binary_path: '/usr/local/bin/devserver',
+        pid: 5000,
+        process_key: `${WEB.hostId}:5000:1748685951282000`,
+        netns: HOST_NETNS,
+        local_addr: '0.0.0.0',
+        port: 8080,
+        listened_at: '2025-06-02T11:00:00.000Z',
+      },
+    ]);
+  });
+
+  test('the Athena view DDL, run over the table as Athena reads it (NULL in v1 objects), gives what netmon query gives', async () => {
+    const instance = await DuckDBInstance.create(':memory:');
+    const raw = await instance.connect();
+    try {
+      await raw.run(`CREATE VIEW ${EVENTS_TABLE} AS ${archiveSelect(dir, true)}`);
+      const nulls = await raw.runAndReadAll(
+        `SELECT count(*) FILTER (WHERE connection IS NULL AND process_key IS NULL) AS v1, count(*) AS n FROM ${EVENTS_TABLE}`,
+      );
+      assert.deepEqual(nulls.getRowsJson(), [['8', String(lines.length)]], 'the table reads the v1 objects with NULL connection and process_key');
+      await raw.run(viewDdl.trim().replace(/;\s*$/, ''));
+      const describe = async (c: typeof raw) => (await c.runAndReadAll(`DESCRIBE ${EVENTS_VIEW}`)).getRowsJson().map((r) => [r[0], r[1]]);
+      assert.deepEqual(await describe(raw), await describe(q.connection), 'same columns, same types');
+      const all = `SELECT to_json(e) AS j FROM ${EVENTS_VIEW} AS e ORDER BY source.seq`;
+      const got = (await raw.runAndReadAll(all)).getRowsJson().map((r) => r[0]);
+      assert.equal(got.length, lines.length);
+      assert.deepEqual(
+        got,
+        (await q.connection.runAndReadAll(all)).getRowsJson().map((r) => r[0]),
+      );
+    } finally {
+      raw.closeSync();
+      instance.closeSync();
+    }
+  });
+
+  test('an empty archive still has the views and their columns', async () => {
     const empty = mkdtempSync(path.join(tmpdir(), 'netmon-query-empty-'));
     const e = await ArchiveQuery.open(empty);
     try {
-      assert.deepEqual(await e.jsonRows('SELECT count(*) AS n FROM network_events'), ['{"n":0}']);
-      const t = await e.table('SELECT * FROM network_events');
-      assert.deepEqual(t.columns, ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'dt', 'hour']);
+      for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
+        assert.deepEqual(await e.jsonRows(`SELECT count(*) AS n FROM ${view}`), ['{"n":0}']);
+        const t = await e.table(`SELECT * FROM ${view}`);
+        assert.deepEqual(t.columns, ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key', 'dt', 'hour']);
+      }
+      for (const name of ['top-talkers-by-binary', 'listeners-never-accepted', 'new-remote-names'])
+        assert.deepEqual(await e.jsonRows(readQuery(name)), [], name);
     } finally {
       e.close();
       rmSync(empty, { recursive: true, force: true });
@@ -406,3 +665,105 @@ describe('example queries through DuckDB (netmon query)', () => {
     assert.equal(chunks.join(''), `{"n":${lines.length},"caps":${2 ** 40 - 1}}\n`);
   });
 });
+
+// ---- v1 and v2 archive objects together -----------------------------------------
+
+describe('netmon query reads a v1 and a v2 archive object together', () => {
+  let dir: string;
+  const v1 = asV1(
+    sampleEvent({
+      ...WEB,
+      timestamp: '2025-05-31T10:00:00.000Z',
+      binary: '/usr/bin/curl',
+      type: 'TcpConnectionClose',
+      daddr: '203.0.113.7',
+      dport: 443,
+      cookie: 1,
+    }),
+  );
+  const v2 = sampleEvent({
+    ...WEB,
+    timestamp: '2025-06-01T10:00:00.000Z',
+    binary: '/usr/bin/curl',
+    pid: 4242,
+    type: 'TcpConnectionClose',
+    daddr: '198.51.100.2',
+    dport: 443,
+    cookie: 2,
+    processKey: `${WEB.hostId}:4242:987654321`,
+    connection: { outcome: 'refused', duration_ms: 3, bytes_sent: 0, bytes_received: 0, remote_name: 'api.example.com', netns: HOST_NETNS },
+  });
+  const query = async (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runQueryCommand([...args, '--source', dir], { out: { write: (t: string) => out.push(t) }, err: { write: (t: string) => err.push(t) } });
+    assert.equal(code, 0, err.join(''));
+    return out.join('');
+  };
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'netmon-query-v1v2-'));
+    await writeArchive(dir, [v1, v2], 1);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('one object per version: the v1 one lacks the new fields, the v2 one has them', () => {
+    const objects = listObjects(dir);
+    assert.deepEqual(
+      objects.map((o) => o.rel.split('/').slice(0, 2).join('/')),
+      ['dt=2025-05-31/hour=10', 'dt=2025-06-01/hour=10'],
+    );
+    assert.deepEqual(Object.keys(JSON.parse(objects[0]!.text) as object), SPEC_ORDER.top.slice(0, 6));
+    assert.deepEqual(Object.keys(JSON.parse(objects[1]!.text) as object), SPEC_ORDER.top);
+  });
+
+  test('the v1 rows come back with the spec defaults, the v2 rows with their values, in both views', async () => {
+    for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
+      const out = await query([`SELECT "timestamp", connection, process_key FROM ${view} ORDER BY "timestamp"`, '--json']);
+      assert.deepEqual(
+        out
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as unknown),
+        [
+          { timestamp: v1.timestamp, connection: { ...DEFAULT_CONNECTION_FACTS }, process_key: '' },
+          { timestamp: v2.timestamp, connection: v2.connection, process_key: v2.process_key },
+        ],
+        view,
+      );
+    }
+  });
+
+  test('never NULL: filters and the table output see the defaults', async () => {
+    const nulls = await query([
+      `SELECT count(*) AS n FROM ${EVENTS_VIEW} WHERE connection IS NULL OR process_key IS NULL OR connection.outcome IS NULL ` +
+        'OR connection.duration_ms IS NULL OR connection.bytes_sent IS NULL OR connection.bytes_received IS NULL ' +
+        'OR connection.remote_name IS NULL OR connection.netns IS NULL',
+      '--json',
+    ]);
+    assert.equal(nulls, '{"n":0}\n');
+    assert.equal(await query([`SELECT count(*) AS n FROM ${EVENTS_VIEW} WHERE connection.outcome = '' AND process_key = ''`, '--json']), '{"n":1}\n');
+    const table = await query([`SELECT connection.outcome AS outcome, connection.netns AS netns, process_key FROM ${EVENTS_VIEW} ORDER BY "timestamp"`]);
+    assert.doesNotMatch(table, /NULL/);
+    assert.match(table, new RegExp(`refused\\s+${HOST_NETNS}\\s+${v2.process_key}`));
+  });
+
+  test('a shared query runs over both: refused connects per host per hour', async () => {
+    const out = await query(['--file', path.join(athenaDir, 'queries', 'refused-connects-per-host-per-hour.sql'), '--json']);
+    assert.equal(out, '{"dt":"2025-06-01","hour":10,"hostname":"web-1","refused":1,"remote_addrs":1,"remote_ports":1}\n');
+  });
+});
+
+/** The archive's data objects under `dir`, in path order, with their first line. */
+function listObjects(dir: string): { rel: string; text: string }[] {
+  const out: { rel: string; text: string }[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, name.name);
+      if (name.isDirectory()) walk(p);
+      else out.push({ rel: path.relative(dir, p).split(path.sep).join('/'), text: gunzipSync(readFileSync(p)).toString('utf8').split('\n')[0]! });
+    }
+  };
+  walk(dir);
+  return out.sort((a, b) => a.rel.localeCompare(b.rel));
+}

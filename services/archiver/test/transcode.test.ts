@@ -74,12 +74,12 @@ describe('Avro → JSON transcoder (the hot path)', () => {
     ev.process.args = 'plain';
     ev.process.cap_effective = 2 ** 52 + 2;
     assert.equal(line(codec.encode(ev)), undefined);
-    // Enum index 3 (past the 3 symbols): find the enum byte by encoding two types and diffing.
+    // Enum index 4 (past the 4 symbols): find the enum byte by encoding two types and diffing.
     const a = codec.encode(plain({ type: 'TcpConnectionEstablish' }));
     const b = codec.encode(plain({ type: 'TcpConnectionAccept' }));
     const at = a.findIndex((x, i) => x !== b[i]);
     const bad = Buffer.from(a);
-    bad[at] = 6; // zigzag 3
+    bad[at] = 8; // zigzag 4
     assert.equal(line(bad), undefined);
     assert.throws(() => codec.decode(bad));
   });

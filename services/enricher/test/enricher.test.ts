@@ -44,6 +44,7 @@ test('join: creds from the socket record, program from the process record, conta
         sport: 33340,
         dport: 80,
         cookie: 4109,
+        netns: 4026531840,
       },
     ),
   );
@@ -78,9 +79,11 @@ test('join: creds from the socket record, program from the process record, conta
     timestamp: '2025-05-31T10:05:51.282Z',
     host: { hostname: HOST.hostname, id: HOST.id },
     source: { run_id: '0b6f2c1e-6a53-4c6e-9d36-1d0f0f5a7c11', seq: 77 },
+    connection: { outcome: '', duration_ms: 0, bytes_sent: 0, bytes_received: 0, remote_name: '', netns: 4026531840 },
+    process_key: `${HOST.id}:2538344:${start}`,
   });
   // Field order is the spec's.
-  assert.deepEqual(Object.keys(ev), ['type', 'process', 'network_event', 'timestamp', 'host', 'source']);
+  assert.deepEqual(Object.keys(ev), ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key']);
   assert.deepEqual(Object.keys(ev.process), [
     'pid',
     'tid',

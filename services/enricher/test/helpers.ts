@@ -1,5 +1,14 @@
 // Builders of typed raw records for the tests.
-import type { ProcessExec, ProcessFork, RawRecord, SecureExecFlag, SocketEvent, SocketEventKind, TaskFacts } from '@netmon/common';
+import {
+  NO_SOCKET_FACTS,
+  type ProcessExec,
+  type ProcessFork,
+  type RawRecord,
+  type SecureExecFlag,
+  type SocketEvent,
+  type SocketEventKind,
+  type TaskFacts,
+} from '@netmon/common';
 
 export const HOST = { id: '4c4c4544004e3510804bb4c04f4a3332', hostname: 'web-17' };
 const RUN = '0b6f2c1e-6a53-4c6e-9d36-1d0f0f5a7c11';
@@ -64,6 +73,7 @@ export function socket(t: TaskFacts, kind: SocketEventKind = 'ESTABLISH', over: 
     sport: 33340,
     dport: 80,
     cookie: 4109,
+    ...NO_SOCKET_FACTS,
     ...sock,
   };
   return record({ 'netmon.raw.SocketEvent': value }, over);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type RawPayloadOf, rawRecordCodec, wrapPayload } from '@netmon/common';
+import { NO_SOCKET_FACTS, type RawPayloadOf, rawRecordCodec, wrapPayload } from '@netmon/common';
 import { RecordStamper } from '../src/service/stamper';
 
 const host = { id: '4c4c4544004e3510804bb4c04f4a3332', hostname: 'web-17' };
@@ -23,7 +23,17 @@ const task = {
 const payloads: RawPayloadOf[] = [
   {
     kind: 'socket',
-    value: { kind: 'ACCEPT', task, family: 'INET6', saddr: Buffer.alloc(16, 1), daddr: Buffer.alloc(16, 2), sport: 443, dport: 50000, cookie: 2 ** 40 },
+    value: {
+      kind: 'ACCEPT',
+      task,
+      family: 'INET6',
+      saddr: Buffer.alloc(16, 1),
+      daddr: Buffer.alloc(16, 2),
+      sport: 443,
+      dport: 50000,
+      cookie: 2 ** 40,
+      ...NO_SOCKET_FACTS,
+    },
   },
   {
     kind: 'exec',
@@ -63,7 +73,7 @@ test('the hand-written socket writer matches avsc byte for byte over 5000 random
     const payload: RawPayloadOf = {
       kind: 'socket',
       value: {
-        kind: (['ESTABLISH', 'ACCEPT', 'CLOSE'] as const)[seq % 3]!,
+        kind: (['ESTABLISH', 'ACCEPT', 'CLOSE', 'LISTEN'] as const)[seq % 4]!,
         task: {
           pid: num(2 ** 31 - 1),
           tid: num(2 ** 31 - 1),
@@ -86,11 +96,18 @@ test('the hand-written socket writer matches avsc byte for byte over 5000 random
         sport: num(65535),
         dport: num(65535),
         cookie: num(2 ** 52 - 1),
+        netns: num(0xffffffff),
+        opened_ktime_us: num(2 ** 52 - 1),
+        handshake: rand() < 0.5,
+        error: num(0xffff),
+        state: num(12),
+        bytes_acked: num(2 ** 52 - 1),
+        bytes_received: num(2 ** 52 - 1),
       },
     };
     const time_us = num(2 ** 52 - 1);
     const fast = stamper.stamp(payload, time_us);
     const reference = codec.encode({ host_id: host.id, hostname: host.hostname, run_id: stamper.runId, seq, time_us, payload: wrapPayload(payload) });
-    assert.ok(fast.equals(reference), `record ${seq}: ${JSON.stringify(payload.value.task)}`);
+    assert.ok(fast.equals(reference), `record ${seq}: ${JSON.stringify(payload.value)}`);
   }
 });

@@ -7,7 +7,17 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { type NetworkEvent, SingleObjectCodec, compressionType, createKafka, createLogger, loadConfig, networkEventCodec, readSchema } from '@netmon/common';
+import {
+  DEFAULT_CONNECTION_FACTS,
+  type NetworkEvent,
+  SingleObjectCodec,
+  compressionType,
+  createKafka,
+  createLogger,
+  loadConfig,
+  networkEventCodec,
+  readSchema,
+} from '@netmon/common';
 import type { Admin, Kafka } from 'kafkajs';
 import { REPO_ROOT } from '../src';
 
@@ -45,6 +55,8 @@ function event(
     timestamp: `2025-05-31T10:05:5${n}.282Z`,
     host: { hostname: 'web-17', id: '4c4c4544004e3510804bb4c04f4a3332' },
     source: { run_id: 'a2f0c6d8-0000-4000-8000-000000000001', seq: n },
+    connection: { ...DEFAULT_CONNECTION_FACTS },
+    process_key: '',
   };
 }
 
@@ -134,7 +146,7 @@ test('--json prints the decoded NetworkEvents, old writer schema resolved to the
     .trimEnd()
     .split('\n')
     .map((l) => JSON.parse(l) as NetworkEvent);
-  assert.deepEqual(events, [...committed, { ...oldEvent, source: { run_id: '', seq: -1 } }]);
+  assert.deepEqual(events, [...committed, { ...oldEvent, source: { run_id: '', seq: -1 }, connection: { ...DEFAULT_CONNECTION_FACTS }, process_key: '' }]);
   // Field order of the spec (the archived JSON).
-  assert.deepEqual(Object.keys(events[0]!), ['type', 'process', 'network_event', 'timestamp', 'host', 'source']);
+  assert.deepEqual(Object.keys(events[0]!), ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key']);
 });

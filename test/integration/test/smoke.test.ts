@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
+  DEFAULT_CONNECTION_FACTS,
   type NetworkEvent,
   type RawRecord,
   createKafka,
@@ -113,6 +114,8 @@ describe('Kafka (real broker)', () => {
       timestamp: '2026-11-28T10:05:51.282Z',
       host: { hostname: 'web-17', id: 'abc' },
       source: { run_id: runId, seq: cookie },
+      connection: { ...DEFAULT_CONNECTION_FACTS },
+      process_key: '',
     });
     const producer = kafka.producer();
     await producer.connect();

@@ -1,12 +1,66 @@
 // The NetworkEvent of one socket record: creds from the record's own task,
 // program facts from the process table (or the task's comm when unknown).
-import { type ConnectionEventType, type NetworkEvent, type SecureExecFlag, type SocketEvent, type SocketEventKind, formatAddress } from '@netmon/common';
+import {
+  type ConnectionEventType,
+  type ConnectionOutcome,
+  DEFAULT_CONNECTION_FACTS,
+  type NetworkEvent,
+  type SecureExecFlag,
+  type SocketEvent,
+  type SocketEventKind,
+  formatAddress,
+} from '@netmon/common';
 
 export const EVENT_TYPE: Readonly<Record<SocketEventKind, ConnectionEventType>> = {
   ESTABLISH: 'TcpConnectionEstablish',
   ACCEPT: 'TcpConnectionAccept',
   CLOSE: 'TcpConnectionClose',
+  LISTEN: 'TcpListen',
 };
+
+/** What the errno a connection ended with says of it (Linux errno values). */
+const OUTCOME_OF_ERRNO: Readonly<Record<number, ConnectionOutcome>> = {
+  111: 'refused', // ECONNREFUSED: RST to the SYN
+  110: 'timeout', // ETIMEDOUT: SYN retries exhausted
+  113: 'unreachable', // EHOSTUNREACH
+  101: 'unreachable', // ENETUNREACH
+  112: 'unreachable', // EHOSTDOWN
+  64: 'unreachable', // ENONET
+  104: 'reset', // ECONNRESET
+  32: 'reset', // EPIPE: RST after our FIN
+};
+
+/**
+ * How a closed connection went (spec: Connection facts), from the kernel's
+ * facts: whether the handshake completed and the error it ended with. A raw
+ * record without facts (netns 0: an older sensor) gives the spec's default "".
+ */
+export function outcomeOf(s: SocketEvent): ConnectionOutcome {
+  if (s.kind !== 'CLOSE' || s.netns === 0) return '';
+  const byError = OUTCOME_OF_ERRNO[s.error];
+  if (s.handshake) return byError === 'reset' ? 'reset' : 'established';
+  if (byError && byError !== 'reset') return byError;
+  // the process closed the socket while its SYN was unanswered
+  return 'aborted';
+}
+
+/** The v2 facts of a socket record (remote_name from the host's DNS answers). */
+export function connectionFacts(s: SocketEvent, remoteName: string): NetworkEvent['connection'] {
+  if (s.kind !== 'CLOSE') return { ...DEFAULT_CONNECTION_FACTS, remote_name: remoteName, netns: s.netns };
+  return {
+    outcome: outcomeOf(s),
+    duration_ms: s.opened_ktime_us > 0 ? Math.max(0, Math.round((s.task.ktime_us - s.opened_ktime_us) / 1000)) : 0,
+    bytes_sent: s.bytes_acked,
+    bytes_received: s.bytes_received,
+    remote_name: remoteName,
+    netns: s.netns,
+  };
+}
+
+/** host id:pid:start time (µs since boot): one process across pid reuse. */
+export function processKey(hostId: string, s: SocketEvent): string {
+  return `${hostId}:${s.task.pid}:${s.task.start_time_us}`;
+}
 
 const FLAG_ORDER: readonly SecureExecFlag[] = ['SETUID', 'SETGID', 'FILE_CAPS', 'FILELESS_EXEC'];
 
@@ -71,6 +125,7 @@ export function buildEvent(
   host: NetworkEvent['host'],
   runId: string,
   seq: number,
+  remoteName = '',
 ): NetworkEvent {
   const t = socket.task;
   return {
@@ -102,5 +157,7 @@ export function buildEvent(
     timestamp: formatTimestamp(timeUs),
     host,
     source: { run_id: runId, seq },
+    connection: connectionFacts(socket, remoteName),
+    process_key: processKey(host.id, socket),
   };
 }

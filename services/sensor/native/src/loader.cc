@@ -914,6 +914,7 @@ struct LoadState {
     skel->rodata->netmon_mode = static_cast<__u32>(mode);
     skel->rodata->nr_accept = SYS_accept;
     skel->rodata->nr_accept4 = SYS_accept4;
+    skel->rodata->nr_listen = SYS_listen;
     // Batch wake-ups: 1/16 of the ring, at most 256 KiB; the poll thread's
     // timer (kPollIntervalMs in addon.cc) picks up whatever stays below it.
     skel->rodata->wakeup_bytes = std::min<uint64_t>(ring_bytes / 16, 256 * 1024);

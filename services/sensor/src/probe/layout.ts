@@ -15,13 +15,14 @@ export const Kind = {
   EXEC: 4,
   EXIT: 5,
   FORK: 6,
+  LISTEN: 7,
 } as const;
-export const KIND_MAX = 7;
+export const KIND_MAX = 8;
 
 /** enum netmon_mode (0 = auto, chosen by the loader) */
 export const ModeCode = { auto: 0, fentry: 1, kprobe: 2, tracepoint: 3 } as const;
 
-export const SockFlag = { V4MAPPED: 0x1, UNTRACKED: 0x2 } as const;
+export const SockFlag = { V4MAPPED: 0x1, UNTRACKED: 0x2, HANDSHAKE: 0x4 } as const;
 export const SecureExec = { SETUID: 0x1, SETGID: 0x2, FILE_CAPS: 0x4, FILELESS_EXEC: 0x8 } as const;
 export const ExecFlag = { ARGS_TRUNCATED: 0x1, PATH_TRUNCATED: 0x2 } as const;
 
@@ -53,7 +54,7 @@ export const TASK = {
 export const TUPLE = { size: 40, saddr: 0, daddr: 16, sport: 32, dport: 34, family: 36, flags: 38, state: 39 } as const;
 
 /** struct netmon_sock_event */
-export const SOCK = { size: 400, task: 16, tuple: 352, cookie: 392 } as const;
+export const SOCK = { size: 432, task: 16, tuple: 352, cookie: 392, open_ns: 400, bytes_acked: 408, bytes_received: 416, netns: 424, err: 428 } as const;
 
 /** struct netmon_exec_event */
 export const EXEC = {

@@ -46,6 +46,7 @@ export interface LostCounters {
   exec: number;
   exit: number;
   fork: number;
+  listen: number;
 }
 
 export function validateRingBufferBytes(n: unknown): number {
@@ -101,10 +102,11 @@ export class NetmonProbe {
       resolveClosed = r;
     });
     let clockOffsetNs = 0;
+    let startedKtimeUs = 0;
     const handle = (buf: Buffer): void => {
       try {
         onBatch?.(buf);
-        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, maxArgsBytes, redaction }));
+        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, startedKtimeUs, maxArgsBytes, redaction }));
       } catch (err) {
         if (onError) onError(err);
         else
@@ -122,6 +124,7 @@ export class NetmonProbe {
     // Batches arrive through the event loop, so never before this line runs.
     const offset = addon.clockOffsetNs();
     clockOffsetNs = Number(offset);
+    startedKtimeUs = Math.floor((Date.now() * 1e6 - clockOffsetNs) / 1000);
     return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, offset, closed, attemptsFromNative(started.attempts));
   }
 
@@ -139,6 +142,7 @@ export class NetmonProbe {
       exec: at(Kind.EXEC),
       exit: at(Kind.EXIT),
       fork: at(Kind.FORK),
+      listen: at(Kind.LISTEN),
     };
   }
 

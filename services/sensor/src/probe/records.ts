@@ -14,7 +14,7 @@ import {
 } from '@netmon/common';
 import { commandLineArgs, executablePath, limitArgs, splitArgs } from './exec-facts';
 import { type Redaction, redactArgs } from './redact';
-import { AF_INET, COMM_LEN, EXEC, EXIT, ExecFlag, FORK, HDR, Kind, MAX_CGROUP_PATH, MAX_PATH, SOCK, SecureExec, TASK, TUPLE } from './layout';
+import { AF_INET, COMM_LEN, EXEC, EXIT, ExecFlag, FORK, HDR, Kind, MAX_CGROUP_PATH, MAX_PATH, SOCK, SecureExec, SockFlag, TASK, TUPLE } from './layout';
 
 /** A contract payload with the wall-clock time of its fact. */
 export interface TimedPayload {
@@ -26,6 +26,8 @@ export interface TimedPayload {
 export interface DecodeOptions {
   /** CLOCK_REALTIME - CLOCK_BOOTTIME, ns (the probe's clockOffsetNs). */
   clockOffsetNs: number;
+  /** When the probes started, µs since boot: the open time of connections older than them. */
+  startedKtimeUs?: number;
   /** sensor.max_args_bytes */
   maxArgsBytes?: number;
   /** Where cut paths and args are completed from; tests pass a fake one. */
@@ -73,13 +75,16 @@ function readTask(buf: Buffer, base: number, tsNs: number): TaskFacts {
   };
 }
 
-const SOCKET_KIND = { [Kind.ESTABLISH]: 'ESTABLISH', [Kind.ACCEPT]: 'ACCEPT', [Kind.CLOSE]: 'CLOSE' } as const;
+const SOCKET_KIND = { [Kind.ESTABLISH]: 'ESTABLISH', [Kind.ACCEPT]: 'ACCEPT', [Kind.CLOSE]: 'CLOSE', [Kind.LISTEN]: 'LISTEN' } as const;
 
-function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: number): SocketEvent {
+function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: number, options: DecodeOptions): SocketEvent {
   const tuple = off + SOCK.tuple;
   // The kernel gives IPv4-mapped sockets as AF_INET already.
   const inet = buf.readUInt16LE(tuple + TUPLE.family) === AF_INET;
   const len = inet ? 4 : 16;
+  const flags = buf[tuple + TUPLE.flags]!;
+  const close = kind === 'CLOSE';
+  const openNs = u64(buf, off + SOCK.open_ns);
   return {
     kind,
     task: readTask(buf, off + SOCK.task, tsNs),
@@ -89,6 +94,14 @@ function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: 
     sport: buf.readUInt16LE(tuple + TUPLE.sport),
     dport: buf.readUInt16LE(tuple + TUPLE.dport),
     cookie: u64(buf, off + SOCK.cookie),
+    netns: buf.readUInt32LE(off + SOCK.netns),
+    // a connection older than the sensor counts from the sensor's start
+    opened_ktime_us: openNs > 0 ? Math.floor(openNs / 1000) : close && flags & SockFlag.UNTRACKED ? (options.startedKtimeUs ?? 0) : 0,
+    handshake: (flags & SockFlag.HANDSHAKE) !== 0,
+    error: buf.readUInt16LE(off + SOCK.err),
+    state: close ? buf[tuple + TUPLE.state]! : 0,
+    bytes_acked: u64(buf, off + SOCK.bytes_acked),
+    bytes_received: u64(buf, off + SOCK.bytes_received),
   };
 }
 
@@ -143,7 +156,7 @@ function exitEvent(buf: Buffer, off: number): ProcessExit {
 /** The payload of one record at `off`; undefined for a kind this decoder does not know. */
 function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, options: DecodeOptions): RawPayloadOf | undefined {
   const socketKind = SOCKET_KIND[kind as keyof typeof SOCKET_KIND];
-  if (socketKind) return { kind: 'socket', value: socketEvent(buf, off, socketKind, tsNs) };
+  if (socketKind) return { kind: 'socket', value: socketEvent(buf, off, socketKind, tsNs, options) };
   if (kind === Kind.EXEC) return { kind: 'exec', value: execEvent(buf, off, tsNs, options) };
   if (kind === Kind.FORK) return { kind: 'fork', value: forkEvent(buf, off, tsNs) };
   if (kind === Kind.EXIT) return { kind: 'exit', value: exitEvent(buf, off) };

@@ -17,10 +17,10 @@ const LONG = avro.Type.forSchema('long');
 const STRING = avro.Type.forSchema('string');
 /** Branch indexes in RawRecord's payload union and its enums (checked against the schema at start). */
 const SOCKET_BRANCH = 0;
-const SOCKET_KINDS = ['ESTABLISH', 'ACCEPT', 'CLOSE'];
+const SOCKET_KINDS = ['ESTABLISH', 'ACCEPT', 'CLOSE', 'LISTEN'];
 const FAMILIES = ['INET', 'INET6'];
-/** A socket record's largest size past its strings and addresses: 14 longs and ints of 10 bytes at most, and the rest. */
-const SOCKET_FIXED_MAX = 32 * 10;
+/** A socket record's largest size past its strings and addresses: 26 longs and ints of 10 bytes at most, and the rest. */
+const SOCKET_FIXED_MAX = 40 * 10;
 
 /** Avro long (zigzag varint) at `pos`; exact for |n| < 2^52, as every value here is. */
 function writeLong(buf: Buffer, pos: number, n: number): number {
@@ -134,6 +134,13 @@ export class RecordStamper {
     pos = writeLong(b, pos, e.sport);
     pos = writeLong(b, pos, e.dport);
     pos = writeLong(b, pos, e.cookie);
+    pos = writeLong(b, pos, e.netns);
+    pos = writeLong(b, pos, e.opened_ktime_us);
+    b[pos++] = e.handshake ? 1 : 0;
+    pos = writeLong(b, pos, e.error);
+    pos = writeLong(b, pos, e.state);
+    pos = writeLong(b, pos, e.bytes_acked);
+    pos = writeLong(b, pos, e.bytes_received);
     return Buffer.from(b.subarray(0, pos));
   }
 }
@@ -151,7 +158,7 @@ function checkSocketLayout(payloadType: avro.Type): void {
   ].join(',');
   const expected = [
     'netmon.raw.SocketEvent',
-    'kind,task,family,saddr,daddr,sport,dport,cookie',
+    'kind,task,family,saddr,daddr,sport,dport,cookie,netns,opened_ktime_us,handshake,error,state,bytes_acked,bytes_received',
     'pid,tid,ppid,uid,euid,auid,cap_inheritable,cap_permitted,cap_effective,comm,cgroup_id,cgroup_path,start_time_us,ktime_us',
     ...SOCKET_KINDS,
     ...FAMILIES,
