@@ -450,6 +450,97 @@ int netmon_sock_release(struct bpf_sock *ctx)
 	return 1;
 }
 
+/* ---- DNS answers (every mode) ------------------------------------------ */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The network namespace of a packet's receiving socket (or device). */
+static __always_inline __u32 skb_netns(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+
+	if (sk)
+		return sk_netns(sk);
+	return BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+}
+
+/*
+ * Every packet delivered to a socket on the host passes here (attached to the
+ * cgroup v2 root, loopback included, so a local stub resolver such as
+ * systemd-resolved on 127.0.0.53 is seen). DNS responses, UDP or TCP from
+ * port 53, are copied for the enricher, which parses them: nothing untrusted
+ * is parsed in the kernel or the privileged sensor. Never drops a packet.
+ */
+SEC("cgroup_skb/ingress")
+int netmon_dns_ingress(struct __sk_buff *skb)
+{
+	struct netmon_dns_event *e;
+	__u32 l4, payload;
+	__u64 len;
+	__u8 proto;
+	__u16 sport;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 1;
+		if (ip.frag_off & bpf_htons(0x1fff)) /* a later fragment: no header */
+			return 1;
+		proto = ip.protocol;
+		l4 = ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 1;
+		proto = ip6.nexthdr; /* extension headers: not DNS as resolvers send it */
+		l4 = sizeof(ip6);
+	} else {
+		return 1;
+	}
+	if (proto == IPPROTO_UDP) {
+		struct udphdr udp;
+
+		if (bpf_skb_load_bytes(skb, l4, &udp, sizeof(udp)))
+			return 1;
+		sport = udp.source;
+		payload = l4 + sizeof(udp);
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr tcp;
+
+		if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)))
+			return 1;
+		sport = tcp.source;
+		payload = l4 + tcp.doff * 4;
+	} else {
+		return 1;
+	}
+	if (sport != bpf_htons(53) || skb->len <= payload)
+		return 1;
+	e = reserve(NETMON_KIND_DNS, sizeof(*e));
+	if (!e)
+		return 1;
+	len = skb->len - payload;
+	e->orig_len = len > 0xffff ? 0xffff : len;
+	if (len > NETMON_MAX_DNS)
+		len = NETMON_MAX_DNS;
+	/* a 64-bit mask the compiler cannot fold into the checks: the verifier
+	 * then knows the length is within the buffer */
+	asm volatile("%[len] &= 0x7ff" : [len] "+r"(len));
+	if (len < 1 || len > NETMON_MAX_DNS || bpf_skb_load_bytes(skb, payload, e->payload, len)) {
+		bpf_ringbuf_discard(e, 0);
+		return 1;
+	}
+	e->len = len;
+	e->netns = skb_netns(skb);
+	e->transport = proto;
+	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
+	submit(e);
+	return 1;
+}
+
 /* ---- fentry mode ----------------------------------------------------- */
 
 SEC("fexit/tcp_v4_connect")

@@ -17,6 +17,7 @@
 #define NETMON_MAX_PATH_DEPTH 128  /* path components walked in the kernel */
 #define NETMON_ARGV0_CHUNKS 4	   /* argv[0] is skipped in steps of 4095 bytes */
 #define NETMON_MAX_CONNS 65536	   /* sockets tracked from connect/accept to close */
+#define NETMON_MAX_DNS 1232	   /* DNS payload bytes copied (EDNS's usual UDP size) */
 
 /* Kinds of record; also the index into the per-CPU `lost` counters. */
 enum netmon_kind {
@@ -27,7 +28,8 @@ enum netmon_kind {
 	NETMON_KIND_EXIT = 5,	   /* the last thread of a process exited */
 	NETMON_KIND_FORK = 6,	   /* a process forked a new process (not a thread) */
 	NETMON_KIND_LISTEN = 7,	   /* listen() put a TCP socket into the listening state */
-	NETMON_KIND_MAX = 8,
+	NETMON_KIND_DNS = 8,	   /* a DNS response (source port 53) reached a socket of the host */
+	NETMON_KIND_MAX = 9,
 };
 
 /* Attach modes; written by the loader into the `const volatile` setting. */
@@ -123,6 +125,17 @@ struct netmon_fork_event {
 	__u64 parent_start_time_ns; /* the forking process's start_boottime */
 	__u32 parent_pid;	    /* the forking process's thread-group id */
 	__u32 _pad0;		    /* zero */
+};
+
+/* NETMON_KIND_DNS: the payload only; the (unprivileged) enricher parses it */
+struct netmon_dns_event {
+	struct netmon_hdr hdr;
+	__u32 netns;	 /* inode number of the receiving socket's network namespace */
+	__u16 len;	 /* payload bytes copied below */
+	__u16 orig_len;	 /* payload bytes in the packet */
+	__u8 transport;	 /* IPPROTO_UDP or IPPROTO_TCP (a TCP payload starts with the 2-byte length) */
+	__u8 _pad0[7];	 /* zero */
+	__u8 payload[NETMON_MAX_DNS];
 };
 
 /* NETMON_KIND_EXIT */

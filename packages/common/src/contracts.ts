@@ -71,6 +71,14 @@ export interface ProcessExit {
   exit_code: number;
 }
 
+/** A DNS response seen on the host, unparsed (the enricher parses it). */
+export interface DnsResponse {
+  netns: number;
+  transport: 'UDP' | 'TCP';
+  payload: Buffer;
+  truncated: boolean;
+}
+
 export interface SensorStatus {
   seen: number;
   lost_kernel: number;
@@ -88,7 +96,8 @@ export type RawPayload =
   | { 'netmon.raw.ProcessExec': ProcessExec }
   | { 'netmon.raw.ProcessFork': ProcessFork }
   | { 'netmon.raw.ProcessExit': ProcessExit }
-  | { 'netmon.raw.SensorStatus': SensorStatus };
+  | { 'netmon.raw.SensorStatus': SensorStatus }
+  | { 'netmon.raw.DnsResponse': DnsResponse };
 
 /** A payload unwrapped into a tagged value, for switch statements. */
 export type RawPayloadOf =
@@ -96,7 +105,8 @@ export type RawPayloadOf =
   | { kind: 'exec'; value: ProcessExec }
   | { kind: 'fork'; value: ProcessFork }
   | { kind: 'exit'; value: ProcessExit }
-  | { kind: 'status'; value: SensorStatus };
+  | { kind: 'status'; value: SensorStatus }
+  | { kind: 'dns'; value: DnsResponse };
 
 const BRANCH_KIND = {
   'netmon.raw.SocketEvent': 'socket',
@@ -104,6 +114,7 @@ const BRANCH_KIND = {
   'netmon.raw.ProcessFork': 'fork',
   'netmon.raw.ProcessExit': 'exit',
   'netmon.raw.SensorStatus': 'status',
+  'netmon.raw.DnsResponse': 'dns',
 } as const;
 type BranchName = keyof typeof BRANCH_KIND;
 const KIND_BRANCH = Object.fromEntries(Object.entries(BRANCH_KIND).map(([b, k]) => [k, b])) as Record<RawPayloadOf['kind'], BranchName>;

@@ -14,3 +14,4 @@ export { canonicalForm } from './avro/canonical';
 export { crc64Avro } from './avro/crc64';
 export { SingleObjectCodec, fingerprint } from './avro/single-object';
 export { codecFor, networkEventCodec, rawRecordCodec, readSchema, schemaDir } from './avro/schemas';
+export * from './dns';

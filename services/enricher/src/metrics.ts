@@ -15,6 +15,13 @@ export function enricherMetrics(registry: Registry) {
       help: 'Records skipped after a restart because their output was committed already',
       registers,
     }),
+    dnsResponses: new Counter({
+      name: 'netmon_enricher_dns_responses_total',
+      help: 'DNS responses read, by result: parsed (into the cache, or no address in it) or unparsed (malformed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    dnsEntries: new Gauge({ name: 'netmon_enricher_dns_cache_entries', help: 'DNS cache entries (address, name) of all owned partitions', registers }),
     statusRecords: new Counter({ name: 'netmon_enricher_sensor_status_total', help: 'SensorStatus records read', registers }),
     processRecords: new Counter({
       name: 'netmon_enricher_process_records_total',

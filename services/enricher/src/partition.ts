@@ -31,7 +31,7 @@ import {
   networkEventCodec,
   rawRecordCodec,
 } from '@netmon/common';
-import { type ChangelogMessage, type StateSink, changeMessage, doneMessage } from './changelog';
+import { type ChangelogMessage, type StateSink, changeMessage, dnsMessage, doneMessage } from './changelog';
 import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions } from './lib';
 
 /**
@@ -287,6 +287,14 @@ export class PartitionMachine {
     return {
       entry: (hostId, pid, ticks, state) => (state ? enricher.table.restore(hostId, state) : enricher.table.forget(hostId, pid, ticks)),
       done: (hostId, position) => enricher.restoreDone(hostId, position),
+      dns: (c) => {
+        enricher.dns.forget(c.hostId, c.netns, c.address);
+        if (c.names)
+          enricher.dns.load(
+            c.names.map(([name, answeredUs, expiresUs]) => [c.hostId, c.netns, c.address, name, answeredUs, expiresUs]),
+            Date.now() * 1000,
+          );
+      },
     };
   }
 
@@ -324,6 +332,7 @@ export class PartitionMachine {
     if (!this.restored) {
       // The restore replayed the changelog: nothing of it is a change to write.
       enricher.table.takeChanges();
+      enricher.dns.takeChanges();
       enricher.takeDone();
       this.restored = true;
     } else {
@@ -454,6 +463,7 @@ export class PartitionMachine {
     const offset = held !== undefined ? Math.floor(held / RECORDS_PER_MESSAGE) : this.read + 1;
     const state: ChangelogMessage[] = [];
     for (const c of enricher.table.takeChanges()) state.push(changeMessage(c, partition));
+    for (const c of enricher.dns.takeChanges()) state.push(dnsMessage(c, partition));
     for (const [hostId, position] of enricher.takeDone()) state.push(doneMessage(hostId, position, partition));
     const batches: TopicBatch[] = [];
     if (this.events.length > 0) batches.push({ topic: ctx.topics.events, messages: this.events });

@@ -311,6 +311,8 @@ class EnricherService implements EnricherHandle {
     this.metrics.waited.inc(c.waited - s.waited);
     this.metrics.unknown.inc(c.unknown - s.unknown);
     this.metrics.statusRecords.inc(c.status - s.status);
+    this.metrics.dnsResponses.inc({ result: 'parsed' }, c.dns - c.dnsUnparsed - (s.dns - s.dnsUnparsed));
+    this.metrics.dnsResponses.inc({ result: 'unparsed' }, c.dnsUnparsed - s.dnsUnparsed);
     this.metrics.processRecords.inc({ kind: 'exec' }, c.exec - s.exec);
     this.metrics.processRecords.inc({ kind: 'fork' }, c.fork - s.fork);
     this.metrics.processRecords.inc({ kind: 'exit' }, c.exit - s.exit);
@@ -334,9 +336,11 @@ class EnricherService implements EnricherHandle {
     let size = 0;
     let held = 0;
     let evicted = 0;
+    let dnsEntries = 0;
     for (const slot of this.slots.values()) {
       const m = slot.machine;
       size += m.enricher.table.size;
+      dnsEntries += m.enricher.dns.size;
       held += m.enricher.heldCount;
       evicted += m.enricher.table.evicted;
       if (this.revoking || !m.due(now, this.generation)) continue;
@@ -350,6 +354,7 @@ class EnricherService implements EnricherHandle {
       }).catch((err: unknown) => this.logger.error({ partition: m.partition, err: describeError(err) }, 'deadline flush failed'));
     }
     this.metrics.tableSize.set(size);
+    this.metrics.dnsEntries.set(dnsEntries);
     this.metrics.held.set(held);
     const e = evicted - this.evictedSeen;
     if (e > 0) this.metrics.evicted.inc(e);

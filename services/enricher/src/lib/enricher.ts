@@ -28,7 +28,16 @@
 // still held (`oldestHeld`): a consumer commits up to the latter and, after a
 // restart, skips records at or below a host's done position (exactly once
 // across restarts while records are held).
+//
+// DNS names. A host's DNS responses (raw DnsResponse records, as the kernel
+// copied them) are parsed here, in the unprivileged enricher, into the host's
+// DNS cache (per network namespace, TTL- and size-bounded, carried by the
+// changelog); a connection's remote_name is the name the cache gives its
+// remote address when it opened. The process filter does not apply to
+// answers: a kept process's connection gets its name whoever resolved it.
 import {
+  type DnsResponse,
+  DnsParseError,
   type NetmonConfig,
   NetmonError,
   type NetworkEvent,
@@ -42,8 +51,10 @@ import {
   type SensorStatus,
   type SocketEvent,
   describeError,
+  parseDnsAnswer,
 } from '@netmon/common';
 import { ContainerIdCache } from './container';
+import { DnsCache, type DnsCacheOptions } from './dns-cache';
 import { EVENT_TYPE, buildEvent } from './event';
 import { type FilterSubject, type ProcessPredicate, compileFilter } from './filter';
 import { type HostTable, type ProcEntry, ProcessTable, type TableOptions, startTicks } from './process-table';
@@ -73,6 +84,7 @@ export interface EnricherSink {
 export interface EnricherOptions extends Partial<TableOptions> {
   processWaitMs: number;
   filter: ProcessFilter | null;
+  dns?: Partial<DnsCacheOptions>;
 }
 
 export function enricherOptions(config: NetmonConfig, extra: Partial<TableOptions> = {}): EnricherOptions {
@@ -87,6 +99,9 @@ export interface EnricherCounters {
   fork: number;
   exit: number;
   status: number;
+  /** DNS responses read, and those too malformed to parse. */
+  dns: number;
+  dnsUnparsed: number;
   /** Events out (passed the filter). */
   out: number;
   filtered: number;
@@ -110,6 +125,8 @@ export function zeroCounters(): EnricherCounters {
     fork: 0,
     exit: 0,
     status: 0,
+    dns: 0,
+    dnsUnparsed: 0,
     out: 0,
     filtered: 0,
     waited: 0,
@@ -151,6 +168,7 @@ interface HostState {
 
 export class Enricher {
   readonly table: ProcessTable;
+  readonly dns: DnsCache;
   readonly counters: EnricherCounters = zeroCounters();
   private readonly hosts = new Map<string, HostState>();
   /** Hosts with a non-empty queue. */
@@ -166,6 +184,7 @@ export class Enricher {
     private readonly sink: EnricherSink,
   ) {
     this.table = new ProcessTable(options);
+    this.dns = new DnsCache(options.dns);
     this.waitMs = options.processWaitMs;
     this.keep = compileFilter(options.filter);
   }
@@ -273,6 +292,10 @@ export class Enricher {
         this.counters.status++;
         h.lastStatus = payload.value;
         this.sink.status?.(record, payload.value);
+        break;
+      case 'dns':
+        this.counters.dns++;
+        this.rememberDns(record, payload.value);
         break;
     }
     // A record without output: handled now, but the host's done position
@@ -395,6 +418,25 @@ export class Enricher {
     return h;
   }
 
+  /** A DNS response into the host's cache; one that cannot be parsed is counted, never an error of the stream. */
+  private rememberDns(record: RawRecord, r: DnsResponse): void {
+    try {
+      const answer = parseDnsAnswer(r.payload, r.transport === 'TCP' ? 'tcp' : 'udp');
+      if (answer) this.dns.remember(record.host_id, r.netns, answer, record.time_us);
+    } catch (err) {
+      if (!(err instanceof DnsParseError)) throw err;
+      this.counters.dnsUnparsed++;
+    }
+  }
+
+  /** The name the host's DNS answers gave the remote address when the connection opened, or ''. */
+  private remoteName(record: RawRecord, s: SocketEvent): string {
+    if (s.kind === 'LISTEN' || s.netns === 0) return '';
+    // a Close asks as of its open: the answer that led to the connection
+    const openedUs = s.kind === 'CLOSE' && s.opened_ktime_us > 0 ? record.time_us - (s.task.ktime_us - s.opened_ktime_us) : record.time_us;
+    return this.dns.lookup(record.host_id, s.netns, s.daddr, openedUs);
+  }
+
   /** The record's event, or null (filtered out, or its enrichment failed: reported, never thrown). */
   private enrich(record: RawRecord, position: number, s: SocketEvent, entry: ProcEntry | null): NetworkEvent | null {
     try {
@@ -410,7 +452,7 @@ export class Enricher {
         return null;
       }
       const hostObj = this.hosts.get(record.host_id)!.hostObj;
-      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq);
+      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq, this.remoteName(record, s));
     } catch (err) {
       this.counters.rejected++;
       this.sink.rejected?.(record, position, new EnrichError(`cannot enrich the record: ${describeError(err)}`, { cause: err }));
@@ -492,6 +534,7 @@ type Branches = {
   'netmon.raw.ProcessFork'?: ProcessFork;
   'netmon.raw.ProcessExit'?: ProcessExit;
   'netmon.raw.SensorStatus'?: SensorStatus;
+  'netmon.raw.DnsResponse'?: DnsResponse;
 };
 
 /** unwrapPayload without its per-record array allocations (hot path). */
@@ -502,6 +545,7 @@ function unwrap(payload: RawPayload): RawPayloadOf {
   if (p['netmon.raw.ProcessFork'] !== undefined) return { kind: 'fork', value: p['netmon.raw.ProcessFork'] };
   if (p['netmon.raw.ProcessExit'] !== undefined) return { kind: 'exit', value: p['netmon.raw.ProcessExit'] };
   if (p['netmon.raw.SensorStatus'] !== undefined) return { kind: 'status', value: p['netmon.raw.SensorStatus'] };
+  if (p['netmon.raw.DnsResponse'] !== undefined) return { kind: 'dns', value: p['netmon.raw.DnsResponse'] };
   throw new ContractError('payload has no known branch');
 }
 
@@ -565,6 +609,9 @@ function checkRecord(record: RawRecord, p: RawPayloadOf): void {
       return;
     }
     case 'status':
+      return;
+    case 'dns':
+      if (!(p.value.payload instanceof Uint8Array) || !Number.isSafeInteger(p.value.netns)) throw new ContractError('DNS response without payload or netns');
       return;
   }
 }

@@ -54,6 +54,12 @@ static_assert(offsetof(struct netmon_sock_event, bytes_acked) == 408, "sock.byte
 static_assert(offsetof(struct netmon_sock_event, bytes_received) == 416, "sock.bytes_received");
 static_assert(offsetof(struct netmon_sock_event, netns) == 424, "sock.netns");
 static_assert(offsetof(struct netmon_sock_event, err) == 428, "sock.err");
+static_assert(sizeof(struct netmon_dns_event) == 1264, "netmon_dns_event");
+static_assert(offsetof(struct netmon_dns_event, netns) == 16, "dns.netns");
+static_assert(offsetof(struct netmon_dns_event, len) == 20, "dns.len");
+static_assert(offsetof(struct netmon_dns_event, orig_len) == 22, "dns.orig_len");
+static_assert(offsetof(struct netmon_dns_event, transport) == 24, "dns.transport");
+static_assert(offsetof(struct netmon_dns_event, payload) == 32, "dns.payload");
 static_assert(sizeof(struct netmon_exec_event) == 8552, "netmon_exec_event");
 static_assert(offsetof(struct netmon_exec_event, secureexec) == 352, "exec.secureexec");
 static_assert(offsetof(struct netmon_exec_event, args_len) == 356, "exec.args_len");

@@ -289,6 +289,7 @@ const char *ProgTypeName(int t) {
 // What skipping an optional program costs, for the reason.
 std::string SkipCost(const std::string &sec) {
   if (sec == "raw_tp/io_uring_complete") return "; io_uring accepts are not reported";
+  if (sec == "cgroup_skb/ingress") return "; DNS answers are not seen (remote_name stays empty)";
   return "";
 }
 
@@ -690,8 +691,9 @@ bool WantedIn(Mode mode, const char *sec) {
 }
 
 bool IsOptional(const char *sec) {
-  // kernels built without CONFIG_IO_URING have no such tracepoint
-  return strcmp(sec, "raw_tp/io_uring_complete") == 0;
+  // kernels built without CONFIG_IO_URING have no such tracepoint; the DNS
+  // capture needs bpf_cast_to_kern_ctx (6.2+): neither may cost the mode
+  return strcmp(sec, "raw_tp/io_uring_complete") == 0 || strcmp(sec, "cgroup_skb/ingress") == 0;
 }
 
 std::string HelperName(int id) {
@@ -870,7 +872,8 @@ struct LoadState {
         test = true;
       }
       struct bpf_link *link;
-      if (type == BPF_PROG_TYPE_SOCK_OPS || type == BPF_PROG_TYPE_CGROUP_SOCK)
+      if (type == BPF_PROG_TYPE_SOCK_OPS || type == BPF_PROG_TYPE_CGROUP_SOCK ||
+          type == BPF_PROG_TYPE_CGROUP_SKB)
         link = bpf_program__attach_cgroup(prog, cgroup_fd);
       else if (test && type == BPF_PROG_TYPE_KPROBE)
         link = bpf_program__attach_kprobe(prog, strncmp(sec, "kretprobe/", 10) == 0, hook.c_str());

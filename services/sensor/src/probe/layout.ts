@@ -16,8 +16,9 @@ export const Kind = {
   EXIT: 5,
   FORK: 6,
   LISTEN: 7,
+  DNS: 8,
 } as const;
-export const KIND_MAX = 8;
+export const KIND_MAX = 9;
 
 /** enum netmon_mode (0 = auto, chosen by the loader) */
 export const ModeCode = { auto: 0, fentry: 1, kprobe: 2, tracepoint: 3 } as const;
@@ -69,6 +70,10 @@ export const EXEC = {
 
 /** struct netmon_fork_event */
 export const FORK = { size: 368, task: 16, parent_start_time_ns: 352, parent_pid: 360 } as const;
+
+/** struct netmon_dns_event */
+export const DNS = { size: 1264, netns: 16, len: 20, orig_len: 22, transport: 24, payload: 32 } as const;
+export const IPPROTO_TCP = 6;
 
 /** struct netmon_exit_event */
 export const EXIT = { size: 40, start_time_ns: 16, pid: 24, tid: 28, exit_code: 32 } as const;

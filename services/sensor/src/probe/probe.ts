@@ -47,6 +47,7 @@ export interface LostCounters {
   exit: number;
   fork: number;
   listen: number;
+  dns: number;
 }
 
 export function validateRingBufferBytes(n: unknown): number {
@@ -143,6 +144,7 @@ export class NetmonProbe {
       exit: at(Kind.EXIT),
       fork: at(Kind.FORK),
       listen: at(Kind.LISTEN),
+      dns: at(Kind.DNS),
     };
   }
 

@@ -3,6 +3,7 @@
 // `netmon probe` prints them. Addresses stay bytes, the enricher formats them.
 import {
   DEFAULT_MAX_ARGS_BYTES,
+  type DnsResponse,
   type ProcessExec,
   type ProcessExit,
   type ProcessFork,
@@ -14,7 +15,25 @@ import {
 } from '@netmon/common';
 import { commandLineArgs, executablePath, limitArgs, splitArgs } from './exec-facts';
 import { type Redaction, redactArgs } from './redact';
-import { AF_INET, COMM_LEN, EXEC, EXIT, ExecFlag, FORK, HDR, Kind, MAX_CGROUP_PATH, MAX_PATH, SOCK, SecureExec, SockFlag, TASK, TUPLE } from './layout';
+import {
+  AF_INET,
+  COMM_LEN,
+  DNS,
+  EXEC,
+  EXIT,
+  ExecFlag,
+  FORK,
+  HDR,
+  IPPROTO_TCP,
+  Kind,
+  MAX_CGROUP_PATH,
+  MAX_PATH,
+  SOCK,
+  SecureExec,
+  SockFlag,
+  TASK,
+  TUPLE,
+} from './layout';
 
 /** A contract payload with the wall-clock time of its fact. */
 export interface TimedPayload {
@@ -153,6 +172,16 @@ function exitEvent(buf: Buffer, off: number): ProcessExit {
   };
 }
 
+function dnsResponse(buf: Buffer, off: number): DnsResponse {
+  const len = buf.readUInt16LE(off + DNS.len);
+  return {
+    netns: buf.readUInt32LE(off + DNS.netns),
+    transport: buf[off + DNS.transport] === IPPROTO_TCP ? 'TCP' : 'UDP',
+    payload: buf.subarray(off + DNS.payload, off + DNS.payload + len),
+    truncated: buf.readUInt16LE(off + DNS.orig_len) > len,
+  };
+}
+
 /** The payload of one record at `off`; undefined for a kind this decoder does not know. */
 function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, options: DecodeOptions): RawPayloadOf | undefined {
   const socketKind = SOCKET_KIND[kind as keyof typeof SOCKET_KIND];
@@ -160,6 +189,7 @@ function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, opti
   if (kind === Kind.EXEC) return { kind: 'exec', value: execEvent(buf, off, tsNs, options) };
   if (kind === Kind.FORK) return { kind: 'fork', value: forkEvent(buf, off, tsNs) };
   if (kind === Kind.EXIT) return { kind: 'exit', value: exitEvent(buf, off) };
+  if (kind === Kind.DNS) return { kind: 'dns', value: dnsResponse(buf, off) };
   return undefined;
 }
 
@@ -194,6 +224,10 @@ export function countRecords(buf: Buffer): number {
  */
 export function payloadJson({ payload, timeUs }: TimedPayload): Record<string, unknown> {
   const value =
-    payload.kind === 'socket' ? { ...payload.value, saddr: formatAddress(payload.value.saddr), daddr: formatAddress(payload.value.daddr) } : payload.value;
+    payload.kind === 'socket'
+      ? { ...payload.value, saddr: formatAddress(payload.value.saddr), daddr: formatAddress(payload.value.daddr) }
+      : payload.kind === 'dns'
+        ? { ...payload.value, payload: payload.value.payload.toString('hex') }
+        : payload.value;
   return { record: payload.kind, timestamp: new Date(Math.floor(timeUs / 1000)).toISOString(), time_us: timeUs, ...value };
 }
