@@ -69,6 +69,9 @@ describe('least privilege (real kernel, real broker)', { skip: process.getuid?.(
     const expected = SENSOR_CAPS.reduce((mask, c) => mask | (1n << BigInt(CAP_BITS[c])), 0n);
     assert.equal(BigInt(`0x${statusField(pid, 'CapEff')}`), expected, `CapEff exactly ${SENSOR_CAPS.join(', ')}`);
     assert.equal(statusField(pid, 'NoNewPrivs'), '1');
+    // Every program loads with these capabilities, the later hooks included
+    // (connection facts, listen, DNS answers): none skipped for lack of one.
+    assert.doesNotMatch(sensor.stderr(), /skipped/, `no program skipped: ${sensor.stderr().slice(-1500)}`);
 
     // One real connection, found by its ports among the sensor's records.
     const server = createServer((s) => s.end());
