@@ -20,6 +20,25 @@ const HOSTS = 200;
 const PARTITIONS = 4;
 const DELIM = '\u001eNETMON-KCAT-RECORD-END\u001e';
 
+/** A DNS response (UDP payload) answering `name` with one A record. */
+function dnsAnswer(name: string, ipv4: number[], ttl: number): Buffer {
+  const qname = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const header = Buffer.from([0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+  const question = Buffer.concat([qname, Buffer.from([0, 1, 0, 1])]);
+  const answer = Buffer.from([0xc0, 12, 0, 1, 0, 1, ttl >>> 24, (ttl >>> 16) & 255, (ttl >>> 8) & 255, ttl & 255, 0, 4, ...ipv4]);
+  return Buffer.concat([header, question, answer]);
+}
+
+const NETNS = 4026531840;
+const REMOTE_V4 = [93, 184, 216, 34];
+const DNS_PAYLOAD = dnsAnswer('www.example.com', REMOTE_V4, 300);
+
+/**
+ * Raw records as sensors send them with NetworkEvent v2's facts on: exec
+ * records, socket records with netns and (on closes) outcome facts and byte
+ * counts, and a DNS answer for the remote address every 30 records, so the
+ * DNS cache is fed and looked up on every connection.
+ */
 function workload(n: number): RawRecord[] {
   const out: RawRecord[] = [];
   const t0 = 1748685951282000;
@@ -44,7 +63,9 @@ function workload(n: number): RawRecord[] {
       ktime_us: 20_000_000 + k,
     };
     const base = { host_id: `${h.toString(16).padStart(32, '0')}`, hostname: `host-${h}`, run_id: `run-${h}`, seq: k, time_us: t0 + k * 100 };
-    if (k < 50 || k % 40 === 0) {
+    if (k >= 50 && k % 30 === 1) {
+      out.push({ ...base, payload: { 'netmon.raw.DnsResponse': { netns: NETNS, transport: 'UDP', payload: DNS_PAYLOAD, truncated: false } } });
+    } else if (k < 50 || k % 40 === 0) {
       out.push({
         ...base,
         payload: {
@@ -67,11 +88,13 @@ function workload(n: number): RawRecord[] {
             task,
             family: k % 2 ? 'INET' : 'INET6',
             saddr: k % 2 ? Buffer.from([10, 0, h >> 8, h & 255]) : Buffer.from('20010db8000000000000000000000001', 'hex'),
-            daddr: k % 2 ? Buffer.from([93, 184, 216, 34]) : Buffer.from('2a00145040100c08000000000000008b', 'hex'),
+            daddr: k % 2 ? Buffer.from(REMOTE_V4) : Buffer.from('2a00145040100c08000000000000008b', 'hex'),
             sport: 30000 + (k % 30000),
             dport: 443,
             cookie: i,
             ...NO_SOCKET_FACTS,
+            netns: NETNS,
+            ...(k % 3 === 2 ? { opened_ktime_us: task.ktime_us - 1500, handshake: true, state: 1, bytes_acked: 5000 + k, bytes_received: 1 << 20 } : {}),
           },
         },
       });
