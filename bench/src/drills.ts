@@ -6,6 +6,7 @@
 // Then every logged connection must be archived exactly once, except those
 // made while no sensor ran (the kernel side has no one to tell): those are
 // counted apart. Ends with `RESULT {json}`.
+import { rmSync } from 'node:fs';
 import { startKafka, startS3, stopKafka, stopS3 } from '@netmon/cli';
 import type { NetworkEvent } from '@netmon/common';
 import { type LoggedConnection, archived, eventsOf, startPipeline, startTraffic, stopPipelines } from '@netmon/integration-tests';
@@ -19,7 +20,10 @@ const log = (msg: string) => {
 };
 
 async function main() {
-  const p = await startPipeline();
+  // The sensor keeps its probes pinned across its restart (sensor.pin_dir):
+  // the connections made while it is down must all be seen.
+  const pinDir = `/sys/fs/bpf/netmon-drill-${process.pid}`;
+  const p = await startPipeline('', `, pin_dir: ${pinDir}`);
   const traffic = startTraffic(2400, 40); // ~2 minutes of connections
   const sensorDown: [number, number][] = [];
   await sleep(5000);
@@ -78,6 +82,8 @@ async function main() {
   for (const [phase, n] of perPhase) console.log(`incomplete after "${phase}": ${n}`);
   const gapSeen = logged.filter(inGap).filter((c) => eventsOf(mine, c).length > 0).length;
   await stopPipelines();
+  rmSync(pinDir, { recursive: true, force: true });
+  const gapUnseen = logged.length - covered.length - gapSeen;
   console.log(
     `connections ${logged.length}; outside the sensor gap ${covered.length}, incomplete ${missing}; duplicates ${duplicates}; in the gap ${logged.length - covered.length}, seen ${gapSeen}`,
   );
@@ -90,6 +96,7 @@ async function main() {
     targets: {
       incomplete_connections: { value: missing, target: 0, met: missing === 0 },
       duplicate_events: { value: duplicates, target: 0, met: duplicates === 0 },
+      in_sensor_gap_unseen: { value: gapUnseen, target: 0, met: gapUnseen === 0 },
     },
   };
   console.log(`RESULT ${JSON.stringify(result)}`);

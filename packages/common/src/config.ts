@@ -78,6 +78,8 @@ export interface NetmonConfig {
     metricsPort: number;
     /** /readyz fails once records have gone to the spool (Kafka slow or away) for this long */
     notReadyAfterSpoolingS: number;
+    /** bpffs directory where the probes stay pinned between sensor processes ('' : not pinned) */
+    pinDir: string;
   };
   enricher: { groupId: string; exactlyOnce: boolean; processWaitMs: number; metricsPort: number };
   archiver: {
@@ -251,6 +253,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     statusIntervalS: sensor.int('status_interval_s', 10, 1, 3600),
     metricsPort: sensor.int('metrics_port', 9464, 0, 65535),
     notReadyAfterSpoolingS: sensor.int('not_ready_after_spooling_s', 120, 1, 86_400),
+    pinDir: sensor.string('pin_dir', ''),
   };
   if ((sensorCfg.ringBufferBytes & (sensorCfg.ringBufferBytes - 1)) !== 0) {
     sensor.fail('ring_buffer_bytes', 'a power of two (the kernel requires it)', sensorCfg.ringBufferBytes);

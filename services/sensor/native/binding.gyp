@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "netmon",
-      "sources": ["src/addon.cc", "src/loader.cc"],
+      "sources": ["src/addon.cc", "src/loader.cc", "src/pins.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../../../bpf",

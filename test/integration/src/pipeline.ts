@@ -27,7 +27,8 @@ const s3Settings = testConfig().s3;
 const s3 = createS3Client(s3Settings);
 const started: Pipeline[] = [];
 
-export async function startPipeline(processFilter = ''): Promise<Pipeline> {
+/** `sensorSettings`: more `sensor:` settings, e.g. ", pin_dir: /sys/fs/bpf/x". */
+export async function startPipeline(processFilter = '', sensorSettings = ''): Promise<Pipeline> {
   const id = randomUUID().slice(0, 8);
   const raw = await createTopic(kafka, `netmon.e2e.raw.${id}`);
   const events = await createTopic(kafka, `netmon.e2e.events.${id}`);
@@ -40,7 +41,7 @@ export async function startPipeline(processFilter = ''): Promise<Pipeline> {
     [
       `topics: { raw: ${raw}, events: ${events}, dlq: ${dlq} }`,
       `s3: { bucket: ${s3Settings.bucket}, prefix: ${prefix} }`,
-      `sensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1 }`,
+      `sensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1${sensorSettings} }`,
       `enricher: { group_id: netmon-e2e-enricher-${id}, metrics_port: 0, process_wait_ms: 2000 }`,
       `archiver: { group_id: netmon-e2e-archiver-${id}, metrics_port: 0, idle_flush_s: 1, flush_span_s: 5 }`,
       processFilter,

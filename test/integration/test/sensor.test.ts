@@ -1,7 +1,8 @@
 // The sensor as users run it: `netmon sensor` as a separate process, on the real
 // kernel, publishing to the real broker. Its records are read back from Kafka.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -36,6 +37,14 @@ const isRoot = process.getuid?.() === 0;
 const brokerIsOurs = (process.env.KAFKA_BROKERS ?? DEFAULT_BROKERS.join(',')) === DEFAULT_BROKERS.join(',');
 
 after(() => deleteTopics(kafka, topics));
+
+/** bpffs at /sys/fs/bpf, where pinned probes live (mounted at boot on most distributions; not always in CI). */
+function ensureBpffs(): void {
+  const mounted = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf');
+  if (!mounted) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+}
 
 function sensorConfig(rawTopic: string, extra = ''): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'netmon-sensor-it-'));
@@ -241,6 +250,32 @@ describe('sensor (real kernel, real broker)', { skip: isRoot ? false : 'the kern
     const missing = Math.max(...seqs) + 1 - new Set(seqs).size;
     assert.ok(status.dropped > 0, 'the bound was reached');
     assert.equal(missing, status.dropped);
+  });
+
+  test('kill -9 and restart with sensor.pin_dir: the connections made while no sensor ran all arrive; --unpin removes the probes', async () => {
+    ensureBpffs();
+    const pinDir = `/sys/fs/bpf/netmon-it-${process.pid}-${Date.now().toString(36)}`;
+    const topic = await createTopic(kafka, 'netmon.it.restart');
+    topics.push(topic);
+    const config = sensorConfig(topic, `, pin_dir: ${pinDir}`);
+    try {
+      const first = await startSensor(config);
+      assert.match(first.stderr(), /pinned in /, 'the first sensor pins its probes');
+      assert.equal(await first.stop('SIGKILL'), -1);
+      // No sensor runs now: the pinned programs record into the ring buffer.
+      const traffic = startTraffic(20, 5);
+      assert.equal(await traffic.exited, 0);
+      const logged = parseLog(traffic);
+      const second = await startSensor(config);
+      assert.match(second.stderr(), /adopted the programs an earlier sensor left running/);
+      assert.equal(await second.stop(), 0, second.stderr().slice(-2000));
+      const records = decodeAll(await readTopic(kafka, topic, (r) => r.length > 0, 3000));
+      assertConnectionsCaptured(records, logged);
+    } finally {
+      const unpin = startNetmon(['sensor', '--config', config, '--unpin']);
+      assert.equal(await unpin.exited, 0, unpin.stderr());
+    }
+    assert.equal(existsSync(pinDir), false, 'the pin directory is gone');
   });
 
   test('SIGTERM mid-traffic: nothing the kernel delivered is lost', async () => {

@@ -133,12 +133,13 @@ class Probe : public Napi::ObjectWrap<Probe> {
     if (started_) throw Napi::Error::New(env, "probe already started");
     if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() ||
         !info[2].IsFunction() || !info[3].IsFunction())
-      throw Napi::TypeError::New(env, "start(mode, ringBytes, onBatch, onClose)");
+      throw Napi::TypeError::New(env, "start(mode, ringBytes, onBatch, onClose[, pinDir])");
     auto mode = static_cast<netmon::Mode>(info[0].As<Napi::Number>().Int32Value());
     uint32_t ring_bytes = info[1].As<Napi::Number>().Uint32Value();
+    std::string pin_dir = info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
 
     netmon::Failure fail;
-    if (!netmon::Load(mode, ring_bytes, &Probe::OnSample, this, loaded_, fail)) {
+    if (!netmon::Load(mode, ring_bytes, pin_dir, &Probe::OnSample, this, loaded_, fail)) {
       Napi::Error e = Napi::Error::New(env, fail.message);
       e.Set("code", Napi::String::New(env, fail.code));
       e.Set("step", Napi::String::New(env, fail.step));

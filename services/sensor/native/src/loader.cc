@@ -776,16 +776,19 @@ void Fd::reset() {
 Loaded::~Loaded() = default;
 
 void Loaded::Detach() {
+  // pinned links stay attached for the next sensor: let go without detaching
+  if (pinned_)
+    for (auto &link : links_) bpf_link__disconnect(link.get());
   links_.clear();
   cgroup_fd_.reset();
 }
 
 bool Loaded::ReadLost(std::vector<uint64_t> &by_kind) const {
   int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0 || !skel_) return false;
+  if (ncpu <= 0 || (!skel_ && lost_fd_.get() < 0)) return false;
   std::vector<uint64_t> vals(ncpu);
   by_kind.assign(NETMON_KIND_MAX, 0);
-  int fd = bpf_map__fd(skel_->maps.lost);
+  int fd = skel_ ? bpf_map__fd(skel_->maps.lost) : lost_fd_.get();
   for (__u32 k = 0; k < NETMON_KIND_MAX; k++) {
     if (bpf_map_lookup_elem(fd, &k, vals.data()) != 0) return false;
     for (uint64_t v : vals) by_kind[k] += v;
@@ -999,8 +1002,8 @@ struct LoadState {
   }
 };
 
-bool Load(Mode requested, uint32_t ring_bytes, SampleFn fn, void *ctx,
-          std::unique_ptr<Loaded> &out, Failure &fail) {
+bool Load(Mode requested, uint32_t ring_bytes, const std::string &pin_dir, SampleFn fn,
+          void *ctx, std::unique_ptr<Loaded> &out, Failure &fail) {
   InstallPrint();
   ClearLog();
   long page = sysconf(_SC_PAGESIZE);
@@ -1014,6 +1017,10 @@ bool Load(Mode requested, uint32_t ring_bytes, SampleFn fn, void *ctx,
     return Fail(fail, "EARG", "open",
                 "unknown attach mode " + std::to_string(static_cast<int>(requested)), EINVAL);
   if (!CheckPrivileges(fail)) return false;
+  if (!pin_dir.empty()) {
+    if (AdoptPinned(pin_dir, ring_bytes, requested, fn, ctx, out, fail)) return true;
+    if (!fail.code.empty()) return false;
+  }
   if (!PathExists(kVmlinuxBtf))
     return Fail(fail, "ENOBTF", "btf",
                 std::string("no BTF: ") + kVmlinuxBtf +
@@ -1057,6 +1064,7 @@ bool Load(Mode requested, uint32_t ring_bytes, SampleFn fn, void *ctx,
                                        : "forced by configuration (" + a.message + ")";
       l->attempts_ = attempts;
       l->cgroup_fd_ = std::move(cgroup_fd);
+      if (!pin_dir.empty()) l->reason_ += "; " + PinLoaded(*l, pin_dir, ring_bytes, fn, ctx);
       out = std::move(l);
       return true;
     }

@@ -126,11 +126,15 @@ class Loaded {
   // Any thread; reads the map through its fd.
   bool ReadLost(std::vector<uint64_t> &by_kind) const;
   // Detach every program (idempotent). Called by the poll thread on stop.
+  // Pinned programs stay attached: only this process lets go of them.
   void Detach();
+  // The programs are pinned in bpffs and outlive this process.
+  bool pinned() const { return pinned_; }
 
  private:
-  friend bool Load(Mode, uint32_t, SampleFn, void *, std::unique_ptr<Loaded> &, Failure &);
+  friend bool Load(Mode, uint32_t, const std::string &, SampleFn, void *, std::unique_ptr<Loaded> &, Failure &);
   friend struct LoadState;
+  friend struct Pins;
   Mode mode_ = Mode::Tracepoint;
   std::string reason_;
   std::vector<Attempt> attempts_;
@@ -138,6 +142,10 @@ class Loaded {
   SkelPtr skel_;
   std::vector<LinkPtr> links_;
   RingPtr ring_;
+  // An adopted set (no skeleton): the pinned maps this process reads.
+  Fd events_fd_;
+  Fd lost_fd_;
+  bool pinned_ = false;
 };
 
 // Checks the requested mode's requirements (program types, helpers, hooks),
@@ -158,8 +166,22 @@ class Loaded {
 //   NETMON_TEST_BREAK_LOAD=section,...  makes the load of those programs fail
 //     (nonexistent BTF attach target): an optional one is dropped and the
 //     object loaded again without it.
-bool Load(Mode requested, uint32_t ring_bytes, SampleFn fn, void *ctx,
-          std::unique_ptr<Loaded> &out, Failure &fail);
+//
+// pin_dir (a directory on bpffs; "" for none): the programs' links and the
+// maps the sensor reads are pinned under pin_dir/<version>-<mode>-<links>, so
+// they keep running (the ring buffer filling) while no sensor runs. A later
+// Load() with the same object and ring size adopts them (nothing is missed
+// between two sensor processes); a different version loads and attaches its
+// own, then drains and removes the others.
+bool Load(Mode requested, uint32_t ring_bytes, const std::string &pin_dir, SampleFn fn,
+          void *ctx, std::unique_ptr<Loaded> &out, Failure &fail);
+
+// pins.cc: the set an earlier sensor of this version pinned under `root`
+// (false, fail empty, when there is none; false with fail set when `root` is
+// unusable), and the pinning of a freshly attached set (returns a note).
+bool AdoptPinned(const std::string &root, uint32_t ring_bytes, Mode requested, SampleFn fn, void *ctx,
+                 std::unique_ptr<Loaded> &out, Failure &fail);
+std::string PinLoaded(Loaded &l, const std::string &root, uint32_t ring_bytes, SampleFn fn, void *ctx);
 
 // Nanoseconds to add to a CLOCK_BOOTTIME stamp to get CLOCK_REALTIME.
 int64_t BootToRealtimeOffsetNs();

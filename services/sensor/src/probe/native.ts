@@ -4,7 +4,7 @@ import { ProbeError } from './errors';
 
 export interface NativeProbe {
   /** Loads and attaches; throws an Error with code/step/errno/detail. */
-  start(mode: number, ringBytes: number, onBatch: (buf: Buffer) => void, onClose: () => void): { mode: string; reason: string };
+  start(mode: number, ringBytes: number, onBatch: (buf: Buffer) => void, onClose: () => void, pinDir?: string): { mode: string; reason: string };
   /** Idempotent; onClose runs once everything is detached and freed. */
   stop(): void;
   /** Failed ring buffer reserves per enum netmon_kind, summed over CPUs. */

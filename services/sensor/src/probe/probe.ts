@@ -25,6 +25,13 @@ export interface ProbeOptions {
   mode?: AttachMode;
   /** ring buffer size: a power of 2 multiple of the page size; default 8 MiB */
   ringBufferBytes?: number;
+  /**
+   * A directory on bpffs: the programs stay pinned there when this process
+   * ends, still recording into the ring buffer, and the next probe of the
+   * same build adopts them (nothing missed across a restart); a probe of
+   * another build drains and replaces them. '' or absent: not pinned.
+   */
+  pinDir?: string;
   /** decoded records (the raw contract's payloads), one call per batch (one batch per poll wake-up) */
   onPayloads?: (payloads: TimedPayload[]) => void;
   /** sensor.max_args_bytes, for onPayloads (default 4096) */
@@ -118,7 +125,7 @@ export class NetmonProbe {
     };
     let started: { mode: string; reason: string; attempts?: unknown };
     try {
-      started = native.start(ModeCode[mode], ring, handle, () => resolveClosed());
+      started = native.start(ModeCode[mode], ring, handle, () => resolveClosed(), opts.pinDir ?? '');
     } catch (err) {
       throw fromNative(err);
     }

@@ -13,6 +13,7 @@ export function kernelSource(sensor: NetmonConfig['sensor']): StartSource {
       mode: sensor.attachMode,
       ringBufferBytes: sensor.ringBufferBytes,
       maxArgsBytes: sensor.maxArgsBytes,
+      pinDir: sensor.pinDir,
       redaction,
       onPayloads,
     });
