@@ -86,8 +86,7 @@ struct conn {
 	__u64 start_ns;	  /* when the connect or the handshake of the accept happened */
 	__u16 err;	  /* sk_err when the socket reached TCP_CLOSE (the process may clear it later) */
 	__u8 handshake;	  /* the handshake completed */
-	__u8 active;	  /* opened by connect(), not accept() */
-	__u8 _pad0[4];
+	__u8 _pad0[5];
 };
 
 struct {
@@ -168,19 +167,22 @@ static __always_inline void clear_facts(struct netmon_sock_event *e, struct sock
 
 /*
  * What the connection carried, read at the process's close (before
- * tcp_close() sends our FIN). tcp_sock's counters follow the sequence
- * numbers, which also count the SYN of a connect and each FIN: take those
- * out, so that both ends report payload bytes.
+ * tcp_close() sends our FIN). tcp_sock's bytes_acked and bytes_received
+ * follow the sequence numbers, which also count the SYN of a connect and
+ * each FIN: take those out, so that both ends report payload bytes.
+ * bytes_sent counts the payload transmitted (retransmissions included, no
+ * SYN or FIN), so no more payload than that can have been acknowledged:
+ * right also for a connection older than the sensor, whose side is unknown.
  */
-static __always_inline void read_payload_bytes(struct netmon_sock_event *e, struct sock *sk, __u8 state, bool active)
+static __always_inline void read_payload_bytes(struct netmon_sock_event *e, struct sock *sk, __u8 state)
 {
-	__u64 acked = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
-	__u64 received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 received = BPF_CORE_READ(tp, bytes_received);
+	__u64 sent = BPF_CORE_READ(tp, bytes_sent);
 
-	if (active && (e->tuple.flags & NETMON_SOCK_HANDSHAKE) && acked)
-		acked--; /* our SYN, acknowledged by the SYN-ACK */
-	if (state == TCP_FIN_WAIT2 && acked)
-		acked--; /* our FIN (shutdown(SHUT_WR)), acknowledged */
+	if (acked > sent)
+		acked = sent;
 	if ((state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK) && received)
 		received--; /* the peer's FIN */
 	e->bytes_acked = acked;
@@ -255,7 +257,7 @@ static __always_inline int emit_close(struct sock *sk, __u64 cookie)
 				e->tuple.flags |= NETMON_SOCK_HANDSHAKE;
 			e->err = BPF_CORE_READ(sk, sk_err);
 		}
-		read_payload_bytes(e, sk, state, c && c->active);
+		read_payload_bytes(e, sk, state);
 		if (!e->err && (e->tuple.flags & NETMON_SOCK_HANDSHAKE) && state != TCP_CLOSE && closes_with_reset(sk))
 			e->err = ECONNRESET;
 		submit(e);
@@ -336,7 +338,6 @@ int netmon_sockops(struct bpf_sock_ops *skops)
 	skops_tuple(&c.tuple, skops);
 	c.start_ns = bpf_ktime_get_boot_ns();
 	c.handshake = op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
-	c.active = op == BPF_SOCK_OPS_TCP_CONNECT_CB;
 	bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY);
 	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB || netmon_mode != NETMON_MODE_TRACEPOINT)
 		return 1;
@@ -436,6 +437,17 @@ int netmon_io_uring_complete(struct bpf_raw_tracepoint_args *ctx)
 		fd = (int)ctx->args[3];
 	sk = sock_of_fd(fd);
 	return emit_sock(NETMON_KIND_ACCEPT, sk, sk_cookie(sk));
+}
+
+/* Every TCP socket gets its cookie when it is made (getting it assigns it):
+ * a listener's cookie is read from the socket later, where no helper can
+ * assign one. */
+SEC("cgroup/sock_create")
+int netmon_sock_create(struct bpf_sock *ctx)
+{
+	if (ctx->protocol == IPPROTO_TCP && ctx->type == SOCK_STREAM)
+		bpf_get_socket_cookie(ctx);
+	return 1;
 }
 
 SEC("cgroup/sock_release")

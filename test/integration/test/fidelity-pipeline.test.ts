@@ -39,9 +39,19 @@ function deadServices(p: Pipeline): string {
 }
 
 const key = (e: NetworkEvent) => `${e.source.run_id}/${e.source.seq}`;
-/** The spec's fields (later schema versions may add more after `source`). */
+/** The spec's fields, v2's included (later schema versions may add more after `process_key`). */
 const specFields = (e: NetworkEvent | undefined) =>
-  e && JSON.stringify({ type: e.type, process: e.process, network_event: e.network_event, timestamp: e.timestamp, host: e.host, source: e.source });
+  e &&
+  JSON.stringify({
+    type: e.type,
+    process: e.process,
+    network_event: e.network_event,
+    timestamp: e.timestamp,
+    host: e.host,
+    source: e.source,
+    connection: e.connection,
+    process_key: e.process_key,
+  });
 
 describe('fidelity through the pipeline (sensor → Kafka → enricher → archiver → S3 → netmon query)', {
   skip: isRoot ? false : 'the kernel probes need root',

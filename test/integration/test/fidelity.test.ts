@@ -3,8 +3,10 @@
 // they did, and every event the spec promises is checked field by field
 // against that log: pid, tid, ppid, binary_path, filename, args, the
 // four-tuple, cookie pairing of Establish/Accept with Close, container_id,
-// promptness. All workloads run once under one `netmon run`; each test checks
-// one of them. fidelity-pipeline.test.ts checks the same through Kafka and S3.
+// promptness, and NetworkEvent v2's facts (how each connection ended, how long
+// it lasted, its payload bytes, netns, process_key; TcpListen). All workloads
+// run once under one `netmon run`; each test checks one of them.
+// fidelity-pipeline.test.ts checks the same through Kafka and S3.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -72,6 +74,9 @@ describe('fidelity in single-host mode (netmon run), every workload under one se
       arrival = lines.arrival;
       if (lines.junk.length > 0) console.log(`# netmon run printed ${lines.junk.length} non-JSON lines, e.g. ${lines.junk[0]!.slice(0, 200)}`);
       console.log(`# netmon run printed ${events.length} events`);
+      // for a closer look at what came: NETMON_FIDELITY_EVENTS=/tmp/events.jsonl
+      const dump = process.env.NETMON_FIDELITY_EVENTS;
+      if (dump) writeFileSync(dump, events.map((e) => `${JSON.stringify(e)}\n`).join(''));
     },
     { timeout: 300_000 },
   );

@@ -682,9 +682,10 @@ bool WantedIn(Mode mode, const char *sec) {
   if (mode == Mode::Auto) return false;
   if (IsTracingOnlyProg(sec)) return mode == Mode::Fentry;
   if (IsKprobeProg(sec)) return mode == Mode::Kprobe;
-  // tracepoint mode's Accept (sys_exit, io_uring completions) and Close
+  // tracepoint mode's Accept and Listen (sys_exit, io_uring completions), Close,
+  // and the cookie every TCP socket gets at creation (a listener's is read later)
   if (strcmp(sec, "raw_tp/sys_exit") == 0 || strcmp(sec, "raw_tp/io_uring_complete") == 0 ||
-      strcmp(sec, "cgroup/sock_release") == 0)
+      strcmp(sec, "cgroup/sock_release") == 0 || strcmp(sec, "cgroup/sock_create") == 0)
     return mode == Mode::Tracepoint;
   // sockops (cookies and the per-socket state closes need), exec, fork, exit
   return true;

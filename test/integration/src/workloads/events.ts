@@ -49,7 +49,8 @@ export class EventLines {
   arrival = (e: NetworkEvent): number | undefined => this.arrivals.get(e);
 }
 
-export const ARCHIVE_SQL = 'SELECT "type", process, network_event, "timestamp", host, "source" FROM network_events';
+/** The spec's fields in its order, NetworkEvent v2's (connection, process_key) included. */
+export const ARCHIVE_SQL = 'SELECT "type", process, network_event, "timestamp", host, "source", connection, process_key FROM network_events';
 
 /**
  * `netmon query --json SQL` over the pipeline's archive, its stdout as text. `via: 'file'` points

@@ -10,9 +10,10 @@ export type EventType = NetworkEvent['network_event']['type'];
 export interface Matcher {
   matcher: true;
   describe: string;
-  test(value: unknown): boolean;
+  /** `e`: the whole event, for values that depend on another field (process_key on host.id). */
+  test(value: unknown, e: NetworkEvent): boolean;
 }
-export const matcher = (describe: string, test: (value: unknown) => boolean): Matcher => ({ matcher: true, describe, test });
+export const matcher = (describe: string, test: (value: unknown, e: NetworkEvent) => boolean): Matcher => ({ matcher: true, describe, test });
 const isMatcher = (v: unknown): v is Matcher => typeof v === 'object' && v !== null && (v as Matcher).matcher === true;
 
 export type Field =
@@ -30,8 +31,23 @@ export type Field =
   | 'daddr'
   | 'sport'
   | 'dport'
-  | 'cookie';
+  | 'cookie'
+  // NetworkEvent v2: connection.* and process_key
+  | 'outcome'
+  | 'duration_ms'
+  | 'bytes_sent'
+  | 'bytes_received'
+  | 'remote_name'
+  | 'netns'
+  | 'process_key';
 export type Want = Partial<Record<Field, unknown>>;
+
+/**
+ * The facts of one event, not of the connection's other events: an Establish's
+ * or Accept's expectation for them is not carried over to its Close (which has
+ * its own outcome, duration and bytes), while netns and process_key are.
+ */
+export const PER_EVENT_FIELDS: readonly Field[] = ['outcome', 'duration_ms', 'bytes_sent', 'bytes_received'];
 
 /** One event that must be there: found by type, pid, sport, dport and time window. */
 export interface Expect {
@@ -63,9 +79,16 @@ export interface Absent {
 export const PROMPT_MS = 1500;
 
 export function field(e: NetworkEvent, f: Field): unknown {
+  if (f === 'process_key') return e.process_key;
   if (f in e.network_event) return (e.network_event as Record<string, unknown>)[f];
+  // an event without the v2 part (an old writer) has none of its fields: undefined, a mismatch
+  if (e.connection && f in e.connection) return (e.connection as Record<string, unknown>)[f];
   return (e.process as Record<string, unknown>)[f];
 }
+
+/** `value` within `tolerance` of `expected` (both numbers). */
+export const near = (expected: number, tolerance: number, what = '') =>
+  matcher(`${Math.round(expected)} ± ${tolerance}${what ? ` (${what})` : ''}`, (v) => typeof v === 'number' && Math.abs(v - expected) <= tolerance);
 
 const short = (s: string, n = 70) => (s.length > n ? `${s.slice(0, n)}…(${Buffer.byteLength(s)} bytes)` : s);
 
@@ -74,9 +97,16 @@ export function describeEvent(e: NetworkEvent, arrival?: number): string {
   const n = e.network_event;
   const p = e.process;
   const late = arrival === undefined ? '' : ` line+${arrival - Date.parse(e.timestamp)}ms`;
+  const c = e.connection;
+  const facts =
+    n.type === 'TcpConnectionClose'
+      ? c
+        ? ` outcome=${JSON.stringify(c.outcome)} ${c.duration_ms}ms sent=${c.bytes_sent} received=${c.bytes_received}`
+        : ' (no connection facts)'
+      : '';
   return (
     `${n.type.replace('TcpConnection', '')} ${e.timestamp.slice(11)}${late} pid=${p.pid} tid=${p.tid} ppid=${p.ppid} ` +
-    `${JSON.stringify(n.saddr)}:${n.sport} -> ${JSON.stringify(n.daddr)}:${n.dport} cookie=${n.cookie} ` +
+    `${JSON.stringify(n.saddr)}:${n.sport} -> ${JSON.stringify(n.daddr)}:${n.dport} cookie=${n.cookie}${facts} ` +
     `file=${JSON.stringify(p.filename)} bin=${JSON.stringify(short(p.binary_path))} args=${JSON.stringify(short(p.args))} cid=${JSON.stringify(p.container_id)}`
   );
 }
@@ -88,7 +118,7 @@ function compareFields(e: NetworkEvent, want: Want, label: string): string[] {
   for (const [f, expected] of Object.entries(want) as [Field, unknown][]) {
     const got = field(e, f);
     if (isMatcher(expected)) {
-      if (!expected.test(got)) out.push(`${label}: ${f} should be ${expected.describe}, got ${show(got)}`);
+      if (!expected.test(got, e)) out.push(`${label}: ${f} should be ${expected.describe}, got ${show(got)}`);
     } else if (got !== expected) {
       out.push(`${label}: ${f} expected ${show(expected)}, got ${show(got)}`);
     }
@@ -165,9 +195,14 @@ export function checkExpect(events: readonly NetworkEvent[], x: Expect, arrival?
       const c = closes[0]!;
       const tuple: Want = { pid: x.close.pid, sport: x.sport, dport: x.dport };
       for (const f of ['saddr', 'daddr'] as const) if (f in x.want) tuple[f] = x.want[f];
-      const { pid: _pid, tid: _tid, ...processWant } = x.want;
-      const inherited = x.close.pid === x.pid ? processWant : {};
+      const { pid: _pid, tid: _tid, ...rest } = x.want;
+      const processWant: Want = rest;
+      for (const f of PER_EVENT_FIELDS) delete processWant[f];
+      const sameProcess = x.close.pid === x.pid;
+      const inherited = sameProcess ? processWant : {};
       out.push(...compareFields(c, { ...inherited, ...tuple, ...(x.close.want ?? {}) }, closeLabel));
+      if (sameProcess && c.process_key !== e.process_key)
+        out.push(`${closeLabel}: process_key ${show(c.process_key)} differs from the open event's ${show(e.process_key)} (same process)`);
       if (x.close.tidIn && !x.close.tidIn.includes(c.process.tid))
         out.push(`${closeLabel}: tid should be one of ${x.close.tidIn.join(', ')}, got ${c.process.tid}`);
       if (Date.parse(c.timestamp) < Date.parse(e.timestamp)) out.push(`${closeLabel}: timestamp ${c.timestamp} is before the open event's ${e.timestamp}`);

@@ -87,7 +87,8 @@ export async function waitForLog(child: Child, what: string, pred: (l: Logged) =
     () => {
       const hit = logsOf(child).find(pred);
       if (hit) return hit;
-      if (child.proc.exitCode !== null || child.proc.signalCode !== null) {
+      // exited, and its output read to the end (it may come after the exit)
+      if ((child.proc.exitCode !== null || child.proc.signalCode !== null) && child.proc.stdout?.closed !== false) {
         throw new Error(`${what}: the program exited (${child.proc.exitCode ?? child.proc.signalCode}) without it; stderr: ${child.stderr().slice(-800)}`);
       }
       return undefined;
@@ -100,8 +101,29 @@ export async function waitForLog(child: Child, what: string, pred: (l: Logged) =
   });
 }
 
-/** Waits for the child to exit; fails with its stderr when the exit code is not `code`. */
+/**
+ * The child's exit code once it has exited AND its stdout and stderr are read to their end: Node may
+ * emit 'exit' before the last output arrives, and a log read at 'exit' can miss its final lines.
+ * (A grandchild that keeps the pipes open is not waited for beyond `drainMs`.)
+ */
+export async function finished(child: Child, drainMs = 2000): Promise<number | null> {
+  const code = await child.exited;
+  const open = [child.proc.stdout, child.proc.stderr].filter((s) => s !== null && !s.closed && !s.destroyed);
+  if (open.length > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(open.map((s) => new Promise((resolve) => s!.once('close', resolve)))),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+  return code;
+}
+
+/** Waits for the child to exit (and its output to be read); fails with its stderr when the exit code is not `code`. */
 export async function exitedWith(child: Child, what: string, code = 0): Promise<void> {
-  const got = await child.exited;
+  const got = await finished(child);
   if (got !== code) throw new Error(`${what} exited ${got}, not ${code}: ${child.stderr().slice(-1000)}`);
 }

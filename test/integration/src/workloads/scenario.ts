@@ -1,4 +1,4 @@
-// The fidelity workloads (a–k of the fidelity tests): real programs doing
+// The fidelity workloads (a–o of the fidelity tests): real programs doing
 // real TCP on this host, each logging what it did, turned into the events the
 // spec says must (and must not) come. One scenario runs them all once, against
 // whatever sensor is running (`netmon run` or the pipeline), so the same
@@ -11,25 +11,51 @@
 //   await waitUntil('...', () => sc.complete(events));
 //   sc.check('a', events, arrival) → { skip?, mismatches[] }
 //   await sc.cleanup();
+//
+// Every expected event also states its NetworkEvent v2 facts: netns (the
+// program's own, which netprog.py logs, else this host's), process_key
+// (host id, pid and a start time in the program's clock tick), and on an
+// Establish, Accept or Listen the spec's defaults ("" outcome, zero duration
+// and bytes); a Close is 'established' unless its workload says otherwise.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, rmdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, rmdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NetworkEvent } from '@netmon/common';
 import { type Child, startChild } from '../processes';
-import { type Absent, type EventType, type Expect, type Want, checkAbsent, checkExpect, describeEvent, matcher } from './expect';
-import { type Logged, NETPROG, SERVER_JAVA, compileC, exitedWith, logsOf, netprog, netprogArgs, realPython, waitForLog, which } from './programs';
+import {
+  type Absent,
+  type EventType,
+  type Expect,
+  type Matcher,
+  type Want,
+  checkAbsent,
+  checkExpect,
+  describeEvent,
+  findExpected,
+  matcher,
+  near,
+} from './expect';
+import { type Logged, NETPROG, SERVER_JAVA, compileC, exitedWith, finished, logsOf, netprog, netprogArgs, realPython, waitForLog, which } from './programs';
 
 /** Kernel timestamps vs. the programs' clocks: the window around what was logged. */
 const SLACK_MS = 1000;
 const ESTABLISH: EventType = 'TcpConnectionEstablish';
 const ACCEPT: EventType = 'TcpConnectionAccept';
 const CLOSE: EventType = 'TcpConnectionClose';
+const LISTEN: EventType = 'TcpListen';
+/** The connection types (a TcpListen is not a connection: g's closed listeners have one each). */
 const ALL_TYPES: EventType[] = [ESTABLISH, ACCEPT, CLOSE];
 const ECONNREFUSED = 111;
 const ENETUNREACH = 101;
 const ETIMEDOUT = 110;
+const EHOSTUNREACH = 113;
+const EINPROGRESS = 115;
+const ECONNRESET = 104;
+/** Kernel (ktime) durations vs. what a program measured around its calls. */
+const DURATION_SLACK_MS = 50;
 
 export const WORKLOADS = [
   { id: 'a', title: 'a. Java server on :: accepts 127.0.0.1 and ::1 clients: Accepts show "127.0.0.1" / "::1", real ports, the real java binary' },
@@ -37,14 +63,30 @@ export const WORKLOADS = [
   { id: 'c', title: 'c. AF_INET6 client dialling ::ffff:127.0.0.1 (IPv4 listener): Establish shows "127.0.0.1"' },
   { id: 'd', title: "d. pre-fork workers (fork, no exec) and a daemonised grandchild: own pid/tid/ppid, the parent's image, published promptly" },
   { id: 'e', title: 'e. nested container cgroups (docker-<id>.scope/init.scope, libpod-<id>.scope/container): container_id is the 64-hex id' },
-  { id: 'f.refused', title: 'f. refused connect: Establish with the real four-tuple, Close with the same four-tuple and cookie' },
+  { id: 'f.refused', title: 'f. refused connect: Establish with the real four-tuple, Close with the same four-tuple and cookie, outcome refused' },
   { id: 'f.unreachable', title: 'f. unreachable connect (ENETUNREACH in a fresh netns, IPv4 and IPv6): no Establish, no Close' },
-  { id: 'f.timeout', title: 'f. timed-out connect (SYN dropped by a full accept queue, TCP_SYNCNT=1): Establish, Close with the same four-tuple' },
-  { id: 'g', title: 'g. sockets that never connected (listener, bound-only, unused; IPv4 and IPv6) closed: no event' },
-  { id: 'h', title: 'h. a connection open before the sensor started: both Closes come, with the real ports' },
+  {
+    id: 'f.timeout',
+    title: 'f. timed-out connect (SYN dropped by a full accept queue, TCP_SYNCNT=1): Establish, Close with the same four-tuple, outcome timeout',
+  },
+  { id: 'g', title: 'g. sockets that never connected (listener, bound-only, unused; IPv4 and IPv6) closed: no event but the TcpListen of each listener' },
+  {
+    id: 'h',
+    title: "h. a connection open before the sensor started: both Closes come, with the real ports, established, no bytes, lasting since the sensor's start",
+  },
   { id: 'i', title: 'i. a binary under a 600+-byte path with a 6 KiB argv: complete binary_path, args cut at 4096 bytes on a character boundary with "…"' },
   { id: 'j', title: 'j. io_uring accept (IORING_OP_ACCEPT): Accept with the real four-tuple, its Close paired by cookie' },
   { id: 'k', title: 'k. burst of 2000 IPv4 connections to a dual-stack server: exactly 2000 Establish, 2000 Accept, 4000 Close, every cookie paired' },
+  {
+    id: 'l',
+    title: 'l. transfer: 5,000 bytes up, 1 MiB down, held 1.5 s: both Closes established with the exact payload bytes, durations within 50 ms',
+  },
+  { id: 'm.unreachable', title: 'm. connect answered by ICMP host unreachable (routed test netns): Establish, Close outcome unreachable' },
+  { id: 'm.timeout', title: 'm. connect whose SYNs a blackhole route drops (TCP_SYNCNT=1): Close outcome timeout after about 3 s' },
+  { id: 'm.aborted', title: 'm. non-blocking connect closed after 300 ms with its SYN unanswered: Close outcome aborted' },
+  { id: 'm.reset', title: 'm. connection reset by SO_LINGER {on, 0} (in the test netns): both Closes outcome reset, netns of that namespace' },
+  { id: 'n', title: 'n. listeners that never accept (127.0.0.1 and dual-stack ::): one TcpListen each, daddr 0.0.0.0 / ::, no Close after SIGTERM' },
+  { id: 'o', title: 'o. pid reuse: two processes with the same pid have different process_key values, each with its own start time' },
 ] as const;
 export type WorkloadId = (typeof WORKLOADS)[number]['id'];
 
@@ -70,6 +112,59 @@ export interface Verdict {
 }
 
 const ipv4Unmapped = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+
+/** A program's network namespace (inode) and start time (clock ticks since boot, /proc/PID/stat field 22). */
+export interface ProcFacts {
+  netns: number;
+  startTicks?: number;
+}
+
+/** `net:[4026531840]` → 4026531840. */
+const nsInode = (link: string) => Number(/\[(\d+)\]/.exec(link)?.[1] ?? Number.NaN);
+
+/** The facts of a running process from /proc (for programs that do not log them); undefined once it is gone. */
+export function readProcFacts(pid: number | 'self'): ProcFacts | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields 3.. (comm may hold spaces)
+    return { netns: nsInode(readlinkSync(`/proc/${pid}/ns/net`)), startTicks: Number(fields[22 - 3]) };
+  } catch {
+    return undefined;
+  }
+}
+
+let clkTck: number | undefined;
+/** USER_HZ, the unit of /proc/PID/stat's start time. */
+function clockTicks(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/**
+ * process_key of a process: "<the event's host.id>:<pid>:<start µs since boot>". The kernel's start
+ * time is ns since boot (task start_boottime), /proc/PID/stat's the same clock truncated to clock ticks
+ * (nsec_to_clock_t), so with the program's ticks known the µs must fall in that tick:
+ * floor(µs × CLK_TCK / 10^6) = ticks. Without them (a short-lived program that logs nothing), the
+ * host id and pid are checked, and a Close must repeat its open event's key (checkExpect).
+ */
+export function processKeyMatcher(pid: number, startTicks?: number): Matcher {
+  const hz = clockTicks();
+  const tick = startTicks === undefined ? '' : ` with µs in clock tick ${startTicks} (floor(µs × ${hz} / 10^6))`;
+  return matcher(`"<host.id>:${pid}:<start µs since boot>"${tick}`, (v, e) => {
+    const m = typeof v === 'string' ? /^(.+):(\d+):(\d+)$/.exec(v) : null;
+    if (!m || !e.host.id || m[1] !== e.host.id || Number(m[2]) !== pid) return false;
+    return startTicks === undefined || Math.floor((Number(m[3]) * hz) / 1_000_000) === startTicks;
+  });
+}
+
+/** An Establish's, Accept's or Listen's connection facts: the spec's defaults (its Close has the facts). */
+const NOT_A_CLOSE: Want = { outcome: '', duration_ms: 0, bytes_sent: 0, bytes_received: 0 };
 const num = (v: unknown) => v as number;
 const str = (v: unknown) => v as string;
 
@@ -129,6 +224,67 @@ export function argsCutMatcher(full: string, max = 4096) {
   );
 }
 
+/** A test host in a network namespace of its own, reached from this host over a veth pair and a route (workloads m). */
+export interface RoutedNetns {
+  name: string;
+  /** This host's end of the veth pair, where the SYNs to the addresses behind the peer leave (sniffed for their local port). */
+  hostDev: string;
+  /** Behind the peer, on an `unreachable` route: the peer answers a SYN with ICMP host unreachable. */
+  unreachable: string;
+  /** Behind the peer, on a `blackhole` route: the peer drops a SYN silently. */
+  blackhole: string;
+  remove(): void;
+}
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed (${r.status}): ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+/**
+ * veth: this host 10.213.A.1/30 ↔ the peer netns 10.213.A.2/30; this host routes 10.213.A+1.0/24 via the
+ * peer, which forwards and has 10.213.A+1.1 unreachable and 10.213.A+1.2 blackholed. Pure routing
+ * (iproute2 only): no firewall. A is picked among the even third octets nobody on this host uses yet.
+ */
+export function createRoutedNetns(): RoutedNetns | { skip: string } {
+  if (!which('ip')) return { skip: 'ip (iproute2) is not installed' };
+  const used = ['route show table all', 'addr show'].map((c) => execFileSync('ip', ['-4', ...c.split(' ')]).toString()).join('\n');
+  const free = Array.from({ length: 64 }, (_, i) => ((process.pid + i) % 64) * 2).find(
+    (a) => !used.includes(`10.213.${a}.`) && !used.includes(`10.213.${a + 1}.`),
+  );
+  if (free === undefined) return { skip: 'every 10.213.x.0/24 is in use on this host' };
+  const tag = randomBytes(3).toString('hex');
+  const name = `netmon-fidelity-${tag}`;
+  const hostDev = `nmf${tag}h`; // interface names: at most 15 bytes
+  const peerDev = `nmf${tag}p`;
+  const [hostAddr, peerAddr, behind] = [`10.213.${free}.1`, `10.213.${free}.2`, `10.213.${free + 1}`];
+  try {
+    ip(['netns', 'add', name]);
+  } catch (err) {
+    return { skip: `the kernel refuses a new network namespace: ${(err as Error).message}` };
+  }
+  const remove = () => {
+    spawnSync('ip', ['link', 'del', hostDev]); // its peer and the route go with it
+    spawnSync('ip', ['netns', 'del', name]);
+  };
+  try {
+    ip(['link', 'add', hostDev, 'type', 'veth', 'peer', 'name', peerDev, 'netns', name]);
+    ip(['addr', 'add', `${hostAddr}/30`, 'dev', hostDev]);
+    ip(['link', 'set', hostDev, 'up']);
+    ip(['-n', name, 'addr', 'add', `${peerAddr}/30`, 'dev', peerDev]);
+    ip(['-n', name, 'link', 'set', peerDev, 'up']);
+    ip(['-n', name, 'link', 'set', 'lo', 'up']);
+    ip(['netns', 'exec', name, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']); // sysctl -w net.ipv4.ip_forward=1
+    ip(['-n', name, 'route', 'add', 'unreachable', `${behind}.1/32`]);
+    ip(['-n', name, 'route', 'add', 'blackhole', `${behind}.2/32`]);
+    ip(['route', 'add', `${behind}.0/24`, 'via', peerAddr]);
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { name, hostDev, unreachable: `${behind}.1`, blackhole: `${behind}.2`, remove };
+}
+
 export class FidelityScenario {
   readonly results = new Map<WorkloadId, WorkloadResult>();
   /** A temporary folder of its own (made by beforeSensor, removed by cleanup). */
@@ -141,6 +297,14 @@ export class FidelityScenario {
   private uring?: { path: string } | { error: string };
   private marker?: number;
   private markerSeenAt?: number;
+  /** Wall-clock ms: beforeSensor done (the sensor starts after) and run() called (it has started). */
+  private sensorStartedAfter = 0;
+  private sensorStartedBefore = 0;
+  /** This test's own netns: the one of every program it starts directly. */
+  private readonly hostNetns = readProcFacts('self')?.netns ?? Number.NaN;
+  /** Facts read from /proc while a program ran (programs that do not log their own). */
+  private readonly noted = new Map<number, ProcFacts>();
+  private routed?: Promise<RoutedNetns | { skip: string }>;
 
   constructor(readonly options: { burst?: number; graceMs?: number; log?: (msg: string) => void } = {}) {}
 
@@ -150,6 +314,9 @@ export class FidelityScenario {
 
   private track(child: Child): Child {
     this.children.push(child);
+    // at once, while it runs (curl and the C clients are gone in milliseconds): its start time
+    // is the fork's, which exec does not change
+    this.note(child.proc.pid);
     return child;
   }
 
@@ -170,12 +337,13 @@ export class FidelityScenario {
     this.pre = { server, client, port, accept, connected };
     this.longPath = longPathProgram(this.dir);
     this.uring = compileC('uring_accept.c', path.join(this.dir, 'uring_accept'), ['uring']);
+    this.sensorStartedAfter = Date.now();
   }
 
   /** With the sensor running: every workload, then the marker connection. */
   async run(): Promise<void> {
     const started = Date.now();
-    await this.record('h', () => this.h());
+    this.sensorStartedBefore = started;
     await Promise.all(
       (
         [
@@ -190,9 +358,18 @@ export class FidelityScenario {
           ['g', () => this.g()],
           ['i', () => this.i()],
           ['j', () => this.j()],
+          ['l', () => this.l()],
+          ['m.unreachable', () => this.mUnreachable()],
+          ['m.timeout', () => this.mTimeout()],
+          ['m.aborted', () => this.mAborted()],
+          ['m.reset', () => this.mReset()],
+          ['n', () => this.n()],
+          ['o', () => this.o()],
         ] as const
       ).map(([id, fn]) => this.record(id, fn)),
     );
+    // after the others: its Close's duration (from the sensor's start) is then seconds, not a few ms
+    await this.record('h', () => this.h());
     await this.record('k', () => this.k());
     const marker = this.py(['connect', '--host', '127.0.0.1', '--port', String(this.sink!.port)]);
     await exitedWith(marker, 'the marker connection');
@@ -204,6 +381,7 @@ export class FidelityScenario {
     let result: WorkloadResult;
     try {
       result = { id, ...(await fn()) };
+      this.addFacts(result);
     } catch (err) {
       result = { id, error: (err as Error).stack ?? String(err), expects: [], absent: [], logged: {} };
     }
@@ -275,6 +453,8 @@ export class FidelityScenario {
 
   async cleanup(): Promise<void> {
     for (const c of this.children) await c.stop('SIGKILL');
+    const routed = await this.routed?.catch(() => undefined);
+    if (routed && !('skip' in routed)) routed.remove();
     for (const cg of this.cgroups.reverse()) {
       try {
         rmdirSync(cg);
@@ -287,13 +467,61 @@ export class FidelityScenario {
 
   // ---- helpers for the workloads ----
 
+  /** Reads a started program's netns and start time from /proc (for one that does not log them). */
+  private note(pid: number | undefined): void {
+    const f = pid === undefined ? undefined : readProcFacts(pid);
+    if (f) this.noted.set(pid!, f);
+  }
+
+  /**
+   * A program's netns and start time: as netprog.py logged them (any line of that pid), else as read
+   * from /proc when it was started (its netns then, before an `unshare` or `ip netns exec` in it
+   * switched: only when it logged none). Two start times for one pid (pid reuse) leave it unknown.
+   */
+  private factsOf(pid: number): ProcFacts | undefined {
+    const logged: ProcFacts[] = [];
+    for (const c of this.children) {
+      for (const l of logsOf(c)) if (l.pid === pid && typeof l.netns === 'number') logged.push({ netns: l.netns, startTicks: num(l.start_ticks) });
+    }
+    const noted = this.noted.get(pid);
+    const all = noted ? [...logged, noted] : logged;
+    if (all.length === 0) return undefined;
+    const netns = (logged[0] ?? noted)!.netns;
+    const ticks = new Set(all.map((f) => f.startTicks));
+    return ticks.size === 1 ? { netns, startTicks: all[0]!.startTicks } : { netns };
+  }
+
+  /** netns and process_key of a process's events (the host's netns for a program that did not say). */
+  private factsWant(pid: number): Want {
+    const f = this.factsOf(pid);
+    return { netns: f?.netns ?? this.hostNetns, process_key: processKeyMatcher(pid, f?.startTicks) };
+  }
+
+  /**
+   * The v2 facts every expectation states unless its workload does: netns and process_key of
+   * the process; on an Establish, Accept or Listen the spec's defaults; a Close 'established'.
+   */
+  private addFacts(r: Omit<WorkloadResult, 'id'>): void {
+    for (const x of r.expects) {
+      x.want = { ...this.factsWant(x.pid), ...(x.type === CLOSE ? {} : NOT_A_CLOSE), ...x.want };
+      if (x.type === CLOSE && !('outcome' in x.want)) x.want.outcome = 'established';
+      if (x.close) {
+        const own = x.close.pid === x.pid ? {} : this.factsWant(x.close.pid);
+        x.close.want = { outcome: 'established', ...own, ...x.close.want };
+      }
+    }
+  }
+
   /** The expected process fields of a netprog.py process. */
   private pyWant(args: string[], ppid: number): Want {
     return { ppid, binary_path: realPython(), filename: path.basename(realPython()), args: netprogArgs(args), container_id: '' };
   }
 
-  /** A netprog `connect` line → its Establish (and paired Close). */
-  private establishOf(what: string, l: Logged, args: string[], want: Want = {}): Expect {
+  /**
+   * A netprog `connect` line → its Establish (and paired Close). `connect` sends nothing, and no
+   * server it meets here writes: the Close carries no payload bytes unless `closeWant` says so.
+   */
+  private establishOf(what: string, l: Logged, args: string[], want: Want = {}, closeWant: Want = {}): Expect {
     return {
       what,
       type: ESTABLISH,
@@ -303,7 +531,7 @@ export class FidelityScenario {
       from: num(l.start) - SLACK_MS,
       to: num(l.end) + SLACK_MS,
       want: { tid: l.tid, ...this.pyWant(args, l.ppid!), saddr: ipv4Unmapped(str(l.saddr)), daddr: ipv4Unmapped(str(l.daddr)), ...want },
-      close: { pid: l.pid, tidIn: [l.tid!] },
+      close: { pid: l.pid, tidIn: [l.tid!], want: { bytes_sent: 0, bytes_received: 0, ...closeWant } },
     };
   }
 
@@ -555,7 +783,7 @@ export class FidelityScenario {
       const cargs = ['connect', '--host', '127.0.0.1', '--port', String(port)];
       const script = `echo $$ > ${leaf.dir}/cgroup.procs && exec ${realPython()} ${NETPROG} ${cargs.join(' ')}`;
       const child = this.track(startChild('sh', ['-c', script]));
-      const code = await child.exited;
+      const code = await finished(child);
       if (code !== 0 && /cgroup\.procs/.test(child.stderr())) return this.skipped(`the kernel refuses a process in ${leaf.dir}: ${child.stderr().trim()}`);
       if (code !== 0) throw new Error(`the client in ${leaf.label} exited ${code}: ${child.stderr()}`);
       const l = this.connectLog(child, `the client in ${leaf.label}`);
@@ -583,7 +811,7 @@ export class FidelityScenario {
     const c = await this.connectOnce('the refused client', cargs);
     if (c.log.errno !== ECONNREFUSED) throw new Error(`the connect to closed port ${port} was not refused: ${JSON.stringify(c.log)}`);
     if (!c.log.sport) throw new Error(`the SYN of the refused connect was not seen on lo: ${JSON.stringify(c.log)}`);
-    return { expects: [this.establishOf('refused connect', c.log, cargs)], absent: [], logged: { client: c.log } };
+    return { expects: [this.establishOf('refused connect', c.log, cargs, {}, { outcome: 'refused' })], absent: [], logged: { client: c.log } };
   }
 
   private async unreachable(): Promise<Omit<WorkloadResult, 'id'>> {
@@ -593,7 +821,7 @@ export class FidelityScenario {
     for (const host of ['192.0.2.1', '2001:db8::1']) {
       const cargs = ['connect', '--host', host, '--port', '80'];
       const child = this.track(startChild('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec ${realPython()} ${NETPROG} ${cargs.join(' ')}`]));
-      const code = await child.exited;
+      const code = await finished(child);
       if (code !== 0 && /unshare/.test(child.stderr())) return this.skipped(`the kernel refuses a new network namespace: ${child.stderr().trim()}`);
       if (code !== 0) throw new Error(`the unreachable client (${host}) exited ${code}: ${child.stderr()}`);
       const l = this.connectLog(child, `the unreachable client (${host})`);
@@ -614,16 +842,37 @@ export class FidelityScenario {
     await listener.stop();
     if (c.log.errno !== ETIMEDOUT) throw new Error(`the connect to a full accept queue did not time out: ${JSON.stringify(c.log)}`);
     if (!c.log.sport) throw new Error(`the SYN of the timed-out connect was not seen on lo: ${JSON.stringify(c.log)}`);
-    return { expects: [this.establishOf('timed-out connect', c.log, cargs)], absent: [], logged: { filler: filler.log, client: c.log } };
+    return {
+      expects: [this.establishOf('timed-out connect', c.log, cargs, {}, { outcome: 'timeout' })],
+      absent: [],
+      logged: { filler: filler.log, client: c.log },
+    };
   }
 
   private async g(): Promise<Omit<WorkloadResult, 'id'>> {
-    const child = this.py(['never-connected']);
+    const args = ['never-connected'];
+    const start = Date.now();
+    const child = this.py(args);
     await exitedWith(child, 'the never-connected sockets program');
     const logs = logsOf(child);
     if (!logs.some((l) => l.event === 'done')) throw new Error(`never-connected did not finish: ${child.stdout()}`);
+    // Its listeners did listen(): a TcpListen each (their close emits nothing)
+    const listens = logs
+      .filter((l) => l.event === 'closed-unconnected')
+      .map(
+        (l): Expect => ({
+          what: `TcpListen of the IPv${l.family} listener closed without a connection`,
+          type: LISTEN,
+          pid: l.pid,
+          sport: num(l.listener_port),
+          dport: 0,
+          from: start - SLACK_MS,
+          to: l.at + SLACK_MS,
+          want: { tid: l.tid, ...this.pyWant(args, l.ppid!), saddr: l.family === 6 ? '::1' : '127.0.0.1', daddr: l.family === 6 ? '::' : '0.0.0.0' },
+        }),
+      );
     return {
-      expects: [],
+      expects: listens,
       absent: [{ what: 'closed listeners, bound-only and unused sockets', pid: child.proc.pid!, types: ALL_TYPES }],
       logged: { logs },
     };
@@ -639,6 +888,16 @@ export class FidelityScenario {
     const serverClosed = logsOf(server).find((l) => l.event === 'closed')!;
     const sport = num(connected.sport);
     const nonzero = matcher('a nonzero cookie', (v) => typeof v === 'number' && v !== 0);
+    // spec: a connection older than the sensor lasts "from the sensor's start", which fell
+    // between the end of beforeSensor() and the start of run()
+    const sinceSensorStart = (closedAt: number) =>
+      matcher(
+        `the ms since the sensor started: ${Math.round(closedAt - this.sensorStartedBefore)}..${Math.round(closedAt - this.sensorStartedAfter)} (± ${DURATION_SLACK_MS})`,
+        (v) =>
+          typeof v === 'number' && v >= closedAt - this.sensorStartedBefore - DURATION_SLACK_MS && v <= closedAt - this.sensorStartedAfter + DURATION_SLACK_MS,
+      );
+    // neither end wrote a byte
+    const facts = (closedAt: number): Want => ({ outcome: 'established', bytes_sent: 0, bytes_received: 0, duration_ms: sinceSensorStart(closedAt) });
     const cargs = ['hold', '--host', '127.0.0.1', '--port', String(port)];
     const sargs = ['serve', '--host', '127.0.0.1', '--count', '1'];
     return {
@@ -651,7 +910,14 @@ export class FidelityScenario {
           dport: port,
           from: signalled - SLACK_MS,
           to: closed.at + SLACK_MS,
-          want: { ...this.pyWant(cargs, connected.ppid!), tid: closed.tid, saddr: '127.0.0.1', daddr: '127.0.0.1', cookie: nonzero },
+          want: {
+            ...this.pyWant(cargs, connected.ppid!),
+            tid: closed.tid,
+            saddr: '127.0.0.1',
+            daddr: '127.0.0.1',
+            cookie: nonzero,
+            ...facts(num(closed.closed_at)),
+          },
         },
         {
           what: "the server's Close of a connection older than the sensor",
@@ -661,7 +927,14 @@ export class FidelityScenario {
           dport: sport,
           from: signalled - SLACK_MS,
           to: serverClosed.at + SLACK_MS,
-          want: { ...this.pyWant(sargs, accept.ppid!), tid: serverClosed.tid, saddr: '127.0.0.1', daddr: '127.0.0.1', cookie: nonzero },
+          want: {
+            ...this.pyWant(sargs, accept.ppid!),
+            tid: serverClosed.tid,
+            saddr: '127.0.0.1',
+            daddr: '127.0.0.1',
+            cookie: nonzero,
+            ...facts(serverClosed.at),
+          },
         },
       ],
       absent: [],
@@ -715,7 +988,7 @@ export class FidelityScenario {
     const port = num(first.port);
     const cargs = ['connect', '--host', '127.0.0.1', '--port', String(port)];
     const c = await this.connectOnce('the client of the io_uring server', cargs);
-    const code = await server.exited;
+    const code = await finished(server);
     const logs = logsOf(server);
     const unsupported = logs.find((l) => l.event === 'unsupported');
     if (code === 3 && unsupported) return this.skipped(`the kernel refuses io_uring accept: ${unsupported.error}`);
@@ -767,10 +1040,274 @@ export class FidelityScenario {
       [`${serverPid}/${ACCEPT}`, n],
       [`${serverPid}/${CLOSE}`, n],
     ]);
-    const custom = (events: readonly NetworkEvent[]) => burstCheck(events, { n, port, clientPid, serverPid, conns });
+    const facts = {
+      netns: this.hostNetns,
+      clientKey: processKeyMatcher(clientPid, this.factsOf(clientPid)?.startTicks),
+      serverKey: this.factsWant(serverPid).process_key as Matcher,
+    };
+    const custom = (events: readonly NetworkEvent[]) => burstCheck(events, { n, port, clientPid, serverPid, conns, ...facts });
     const first = conns.reduce((m, c) => Math.min(m, num(c.start)), Number.POSITIVE_INFINITY);
     const last = conns.reduce((m, c) => Math.max(m, num(c.end)), 0);
     return { expects: [], absent: [], custom, needs, logged: { n, port, clientPid, serverPid, first, last, spanMs: last - first } };
+  }
+
+  private async l(): Promise<Omit<WorkloadResult, 'id'>> {
+    const up = 5000;
+    const down = 1 << 20;
+    const sargs = ['transfer-serve', '--host', '127.0.0.1', '--expect', String(up), '--send', String(down)];
+    const server = this.py(sargs);
+    const port = num((await waitForLog(server, 'the transfer server to listen', (l) => l.event === 'listening')).port);
+    const cargs = ['transfer', '--host', '127.0.0.1', '--port', String(port), '--send', String(up), '--expect', String(down), '--hold-ms', '1500'];
+    const client = this.py(cargs);
+    await exitedWith(client, 'the transfer client');
+    await exitedWith(server, 'the transfer server');
+    const line = (c: Child, event: string) => {
+      const l = logsOf(c).find((x) => x.event === event);
+      if (!l) throw new Error(`the transfer ${c === client ? 'client' : 'server'} logged no "${event}": ${c.stdout().slice(-600)}`);
+      return l;
+    };
+    const [connected, closed, accept, served] = [line(client, 'connected'), line(client, 'closed'), line(server, 'accept'), line(server, 'closed')];
+    if (closed.sent !== up || closed.received !== down || served.received !== up || served.sent !== down)
+      throw new Error(`the transfer did not carry ${up} bytes up and ${down} down: client ${JSON.stringify(closed)}, server ${JSON.stringify(served)}`);
+    const sport = num(connected.sport);
+    return {
+      expects: [
+        {
+          what: 'Establish of the client that sent 5,000 bytes and received 1 MiB',
+          type: ESTABLISH,
+          pid: connected.pid,
+          sport,
+          dport: port,
+          from: num(connected.start) - SLACK_MS,
+          to: connected.at + SLACK_MS,
+          want: { tid: connected.tid, ...this.pyWant(cargs, connected.ppid!), saddr: '127.0.0.1', daddr: '127.0.0.1' },
+          close: {
+            pid: closed.pid,
+            tidIn: [closed.tid!],
+            want: {
+              outcome: 'established',
+              bytes_sent: up,
+              bytes_received: down,
+              duration_ms: near(num(closed.duration_ms), DURATION_SLACK_MS, 'the client measured it from before connect() to after close()'),
+            },
+          },
+        },
+        {
+          what: 'Accept of the server that received 5,000 bytes and sent 1 MiB',
+          type: ACCEPT,
+          pid: accept.pid,
+          sport: port,
+          dport: sport,
+          from: num(connected.start) - SLACK_MS,
+          to: accept.at + SLACK_MS,
+          want: { tid: accept.tid, ...this.pyWant(sargs, accept.ppid!), saddr: '127.0.0.1', daddr: '127.0.0.1' },
+          close: {
+            pid: served.pid,
+            tidIn: [served.tid!],
+            want: {
+              outcome: 'established',
+              bytes_sent: down,
+              bytes_received: up,
+              duration_ms: near(num(served.duration_ms), DURATION_SLACK_MS, 'the server measured it from accept() to after close()'),
+            },
+          },
+        },
+      ],
+      absent: [],
+      logged: { connected, closed, accept, served },
+    };
+  }
+
+  /** The routed test netns of the m workloads: made by the first that asks, removed by cleanup. */
+  private routedNetns(): Promise<RoutedNetns | { skip: string }> {
+    this.routed ??= Promise.resolve().then(createRoutedNetns);
+    return this.routed;
+  }
+
+  /** A netprog `connect` through the routed netns; its log, and the program's close line. */
+  private async routedConnect(what: string, args: string[]): Promise<{ log: Logged; closedAt: number }> {
+    const c = await this.connectOnce(what, args);
+    const closed = logsOf(c.child).find((l) => l.event === 'closed');
+    if (!closed) throw new Error(`${what}: no "closed" line: ${c.child.stdout().slice(-500)}`);
+    return { log: c.log, closedAt: closed.at };
+  }
+
+  private async mUnreachable(): Promise<Omit<WorkloadResult, 'id'>> {
+    const net = await this.routedNetns();
+    if ('skip' in net) return this.skipped(net.skip);
+    const cargs = ['connect', '--host', net.unreachable, '--port', '80', '--sniff-dev', net.hostDev];
+    // about 1 s: the peer's first ICMP error to a new destination is rate-limited away (ip_error), the retransmitted SYN's is sent
+    const { log } = await this.routedConnect('the client of a host behind an unreachable route', cargs);
+    if (log.errno !== EHOSTUNREACH)
+      throw new Error(`the connect to ${net.unreachable} did not fail with EHOSTUNREACH (ICMP host unreachable): ${JSON.stringify(log)}`);
+    if (!log.sport) throw new Error(`the SYN to ${net.unreachable} was not seen on ${net.hostDev}: ${JSON.stringify(log)}`);
+    return {
+      expects: [this.establishOf('connect answered by ICMP host unreachable', log, cargs, { remote_name: '' }, { outcome: 'unreachable' })],
+      absent: [],
+      logged: { netns: net.name, client: log },
+    };
+  }
+
+  private async mTimeout(): Promise<Omit<WorkloadResult, 'id'>> {
+    const net = await this.routedNetns();
+    if ('skip' in net) return this.skipped(net.skip);
+    const cargs = ['connect', '--host', net.blackhole, '--port', '80', '--syncnt', '1', '--sniff-dev', net.hostDev];
+    const { log, closedAt } = await this.routedConnect('the client of a blackholed host', cargs);
+    if (log.errno !== ETIMEDOUT) throw new Error(`the connect to ${net.blackhole} (blackhole route) did not time out: ${JSON.stringify(log)}`);
+    if (!log.sport) throw new Error(`the SYN to ${net.blackhole} was not seen on ${net.hostDev}: ${JSON.stringify(log)}`);
+    const duration = near(closedAt - num(log.start), DURATION_SLACK_MS, 'the program measured it from before connect() to after close()');
+    return {
+      expects: [
+        this.establishOf('connect whose SYNs are dropped (TCP_SYNCNT=1)', log, cargs, { remote_name: '' }, { outcome: 'timeout', duration_ms: duration }),
+      ],
+      absent: [],
+      logged: { netns: net.name, client: log, closedAt },
+    };
+  }
+
+  private async mAborted(): Promise<Omit<WorkloadResult, 'id'>> {
+    const net = await this.routedNetns();
+    if ('skip' in net) return this.skipped(net.skip);
+    const cargs = ['connect', '--host', net.blackhole, '--port', '80', '--abort-ms', '300'];
+    const { log, closedAt } = await this.routedConnect('the client giving up on a blackholed host', cargs);
+    if (log.errno !== EINPROGRESS || log.pending !== true || log.so_error !== 0)
+      throw new Error(`the non-blocking connect to ${net.blackhole} was not still pending after 300 ms: ${JSON.stringify(log)}`);
+    const duration = near(closedAt - num(log.start), DURATION_SLACK_MS, 'the program measured it from before connect() to after close()');
+    return {
+      expects: [
+        this.establishOf(
+          'non-blocking connect closed while its SYN was unanswered',
+          log,
+          cargs,
+          { remote_name: '' },
+          { outcome: 'aborted', duration_ms: duration },
+        ),
+      ],
+      absent: [],
+      logged: { netns: net.name, client: log, closedAt },
+    };
+  }
+
+  private async mReset(): Promise<Omit<WorkloadResult, 'id'>> {
+    const net = await this.routedNetns();
+    if ('skip' in net) return this.skipped(net.skip);
+    // both ends inside the test netns (its loopback): their events carry its netns, not this host's
+    const inNetns = (args: string[]) => this.track(startChild('ip', ['netns', 'exec', net.name, realPython(), NETPROG, ...args]));
+    const sargs = ['reset-serve', '--host', '127.0.0.1'];
+    const server = inNetns(sargs);
+    const port = num((await waitForLog(server, 'the resetting server to listen', (l) => l.event === 'listening')).port);
+    const cargs = ['reset-client', '--host', '127.0.0.1', '--port', String(port)];
+    const client = inNetns(cargs);
+    await exitedWith(client, 'the client of the resetting server');
+    await exitedWith(server, 'the resetting server');
+    const [connected, recv, accept, closed] = [
+      logsOf(client).find((l) => l.event === 'connected'),
+      logsOf(client).find((l) => l.event === 'recv'),
+      logsOf(server).find((l) => l.event === 'accept'),
+      logsOf(server).find((l) => l.event === 'closed'),
+    ];
+    if (!connected || !recv || !accept || !closed) throw new Error(`the reset programs did not log every step: ${client.stdout()} ${server.stdout()}`);
+    if (recv.errno !== ECONNRESET) throw new Error(`the client's recv did not fail with ECONNRESET: ${JSON.stringify(recv)}`);
+    if (closed.received !== 1 || closed.linger0 !== true)
+      throw new Error(`the server did not read the byte and close with SO_LINGER {on, 0}: ${JSON.stringify(closed)}`);
+    if (connected.netns === this.hostNetns || accept.netns !== connected.netns)
+      throw new Error(`the reset programs did not run in the test netns: ${JSON.stringify({ connected, accept })}`);
+    const sport = num(connected.sport);
+    return {
+      expects: [
+        {
+          what: "Establish of the client whose connection the server resets (the client's recv gets ECONNRESET)",
+          type: ESTABLISH,
+          pid: connected.pid,
+          sport,
+          dport: port,
+          from: num(connected.start) - SLACK_MS,
+          to: connected.at + SLACK_MS,
+          want: { tid: connected.tid, ...this.pyWant(cargs, connected.ppid!), saddr: '127.0.0.1', daddr: '127.0.0.1' },
+          // its one byte may or may not be acknowledged before the RST: bytes_sent not stated
+          close: { pid: connected.pid, tidIn: [connected.tid!], want: { outcome: 'reset', bytes_received: 0 } },
+        },
+        {
+          what: 'Accept of the server that resets the connection (SO_LINGER {on, 0})',
+          type: ACCEPT,
+          pid: accept.pid,
+          sport: port,
+          dport: sport,
+          from: num(connected.start) - SLACK_MS,
+          to: accept.at + SLACK_MS,
+          want: { tid: accept.tid, ...this.pyWant(sargs, accept.ppid!), saddr: '127.0.0.1', daddr: '127.0.0.1' },
+          close: { pid: accept.pid, tidIn: [closed.tid!], want: { outcome: 'reset', bytes_sent: 0, bytes_received: 1 } },
+        },
+      ],
+      absent: [],
+      logged: { netns: net.name, inode: connected.netns, connected, recv, accept, closed },
+    };
+  }
+
+  private async n(): Promise<Omit<WorkloadResult, 'id'>> {
+    const listeners = await Promise.all(
+      (
+        [
+          ['127.0.0.1', '127.0.0.1', '0.0.0.0'],
+          ['::', '::', '::'],
+        ] as const
+      ).map(async ([host, saddr, daddr]) => {
+        const args = ['listen', '--host', host];
+        const start = Date.now();
+        const child = this.py(args);
+        const l = await waitForLog(child, `the listener on ${host}`, (x) => x.event === 'listening');
+        const code = await child.stop('SIGTERM');
+        if (code !== 0) throw new Error(`the listener on ${host} exited ${code} on SIGTERM: ${child.stderr()}`);
+        const x: Expect = {
+          what: `TcpListen of a listener on ${host} that never accepts`,
+          type: LISTEN,
+          pid: l.pid,
+          sport: num(l.port),
+          dport: 0,
+          from: start - SLACK_MS,
+          to: l.at + SLACK_MS,
+          // cookie: SO_COOKIE read after listen() returned, the socket's kernel cookie
+          want: { tid: l.tid, ...this.pyWant(args, l.ppid!), saddr, daddr, cookie: num(l.cookie) },
+        };
+        return { x, log: l };
+      }),
+    );
+    const custom = (events: readonly NetworkEvent[]) =>
+      listeners.flatMap(({ x }) => {
+        const all = events.filter((e) => e.process.pid === x.pid && e.network_event.type === LISTEN);
+        return all.length === 1
+          ? []
+          : [`${x.what} [pid ${x.pid}]: ${all.length} TcpListen events, expected exactly one:\n      ${all.map((e) => describeEvent(e)).join('\n      ')}`];
+      });
+    return {
+      expects: listeners.map((l) => l.x),
+      absent: listeners.map(({ x }) => ({ what: `${x.what}, stopped by SIGTERM`, pid: x.pid, types: ALL_TYPES })),
+      custom,
+      logged: { listeners: listeners.map((l) => l.log) },
+    };
+  }
+
+  private async o(): Promise<Omit<WorkloadResult, 'id'>> {
+    const args = ['pid-reuse', '--host', '127.0.0.1', '--port', String(this.sink!.port)];
+    const parent = this.py(args);
+    await exitedWith(parent, 'the pid-reuse program');
+    const logs = logsOf(parent);
+    const failed = logs.find((l) => l.event === 'reuse-failed');
+    if (failed) return this.skipped(`no second process got the first one's pid: ${failed.reason}`);
+    const [a, b] = ['A', 'B'].map((tag) => logs.find((l) => l.event === 'connect' && l.tag === tag));
+    if (!a || !b || !logs.some((l) => l.event === 'reused')) throw new Error(`the pid-reuse program did not log both children: ${parent.stdout()}`);
+    if (a.pid !== b.pid || a.start_ticks === b.start_ticks) throw new Error(`the children are not two processes with one pid: ${JSON.stringify({ a, b })}`);
+    const expects = [a, b].map((l) =>
+      this.establishOf(`Establish of child ${l.tag} (pid ${l.pid}, started at tick ${l.start_ticks})`, l, args, {
+        process_key: processKeyMatcher(l.pid, num(l.start_ticks)),
+      }),
+    );
+    const custom = (events: readonly NetworkEvent[]) => {
+      const [ea, eb] = expects.map((x) => findExpected(events, x)[0]);
+      if (!ea || !eb) return []; // the expectations report it
+      return ea.process_key === eb.process_key ? [`both processes with pid ${a.pid} carry process_key ${ea.process_key}: pid reuse is not told apart`] : [];
+    };
+    return { expects, absent: [], custom, logged: { logs } };
   }
 }
 
@@ -779,7 +1316,10 @@ async function waitUntilCount(child: Child, event: string, n: number): Promise<v
 }
 
 /** The burst: exact counts, every logged connection found by port and time on both sides, every cookie paired. */
-function burstCheck(events: readonly NetworkEvent[], b: { n: number; port: number; clientPid: number; serverPid: number; conns: Logged[] }): string[] {
+function burstCheck(
+  events: readonly NetworkEvent[],
+  b: { n: number; port: number; clientPid: number; serverPid: number; conns: Logged[]; netns: number; clientKey: Matcher; serverKey: Matcher },
+): string[] {
   const of = (pid: number, type: EventType) => events.filter((e) => e.process.pid === pid && e.network_event.type === type);
   const est = of(b.clientPid, ESTABLISH);
   const acc = of(b.serverPid, ACCEPT);
@@ -851,6 +1391,18 @@ function burstCheck(events: readonly NetworkEvent[], b: { n: number; port: numbe
       }
     }
   }
+  // v2: every event in this host's netns, each process's under one process_key, every connection established
+  for (const [who, list, key] of [
+    ['client', [...est, ...closeC], b.clientKey],
+    ['server', [...acc, ...closeS], b.serverKey],
+  ] as const) {
+    for (const e of list)
+      if (e.connection?.netns !== b.netns) problem(`${who} event not in netns ${b.netns}`, `${describeEvent(e)} netns=${e.connection?.netns}`);
+    const keys = [...new Set(list.map((e) => e.process_key))];
+    if (keys.length !== 1 || !key.test(keys[0], list[0]!))
+      out.push(`the ${who}'s events carry process_key ${JSON.stringify(keys.slice(0, 3))}, expected one: ${key.describe}`);
+  }
+  for (const e of [...closeC, ...closeS]) if (e.connection?.outcome !== 'established') problem('Close not established', describeEvent(e));
   for (const [kind, examples] of problems) {
     out.push(`${kind}: ${examples.length} of ${b.n}; e.g.\n        ${examples.slice(0, 4).join('\n        ')}`);
   }
