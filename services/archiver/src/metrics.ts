@@ -17,7 +17,7 @@ export interface ArchiverMetrics {
 
 export function archiverMetrics(registry: Registry): ArchiverMetrics {
   const registers = [registry];
-  return {
+  const metrics: ArchiverMetrics = {
     records: new Counter({ name: 'netmon_archiver_records_total', help: 'Events archived (committed after upload)', labelNames: ['topic'], registers }),
     decodeErrors: new Counter({
       name: 'netmon_archiver_decode_errors_total',
@@ -44,4 +44,7 @@ export function archiverMetrics(registry: Registry): ArchiverMetrics {
     paused: new Gauge({ name: 'netmon_archiver_paused_partitions', help: 'Partitions paused for back-pressure', registers }),
     buffered: new Gauge({ name: 'netmon_archiver_buffered_bytes', help: 'Uncompressed bytes of records held, not yet committed', registers }),
   };
+  // Every op has a series from the start, so alerts see the first failure as an increase.
+  for (const op of ['put', 'manifest', 'lookup', 'commit', 'dead-letter']) metrics.uploadErrors.inc({ op }, 0);
+  return metrics;
 }

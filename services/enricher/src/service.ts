@@ -150,6 +150,7 @@ class EnricherService implements EnricherHandle {
         state: this.ctx.topics.state,
         exactlyOnce: config.enricher.exactlyOnce,
         group: config.enricher.groupId,
+        metrics_port: this.metricsPort,
       },
       'enricher started',
     );
