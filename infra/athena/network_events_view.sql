@@ -11,6 +11,9 @@
 --
 -- connection keeps its shape (connection.outcome, connection.bytes_sent, ...),
 -- and dt and hour stay plain columns, so filters on them still prune partitions.
+-- event_time is "timestamp" as a timestamp (milliseconds, UTC), as the Parquet
+-- table stores it, so that a query with a range predicate on it runs on either
+-- table; here it prunes nothing (filter on dt and hour for that).
 -- `netmon query` has the same view, built from the Avro contract
 -- (services/archiver/src/query.ts); its test runs this file against it.
 CREATE OR REPLACE VIEW netmon_events AS
@@ -30,6 +33,7 @@ SELECT
     COALESCE(connection.netns, 0)
   ) AS ROW(outcome varchar, duration_ms bigint, bytes_sent bigint, bytes_received bigint, remote_name varchar, netns bigint)) AS connection,
   COALESCE(process_key, '') AS process_key,
+  try(CAST(from_iso8601_timestamp("timestamp") AS timestamp(3))) AS event_time,
   dt,
   hour
 FROM network_events;

@@ -13,6 +13,10 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 
 export type Compression = 'gzip' | 'lz4' | 'none';
 
+/** How the archiver writes its objects: gzip NDJSON (the spec's format) or Parquet (columnar, for Athena's bill). */
+export type ArchiveFormat = 'json' | 'parquet';
+export const ARCHIVE_FORMATS: readonly ArchiveFormat[] = ['json', 'parquet'];
+
 export interface KafkaSettings {
   brokers: string[];
   clientId: string;
@@ -84,6 +88,8 @@ export interface NetmonConfig {
   enricher: { groupId: string; exactlyOnce: boolean; processWaitMs: number; metricsPort: number };
   archiver: {
     groupId: string;
+    /** json (default): gzip NDJSON under s3.prefix; parquet: Parquet under s3.prefix + "-parquet". */
+    format: ArchiveFormat;
     flushRecords: number;
     flushBytes: number;
     flushSpanS: number;
@@ -272,6 +278,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const archiver = root.section('archiver');
   const archiverCfg = {
     groupId: archiver.string('group_id', 'netmon-archiver'),
+    format: archiver.oneOf<ArchiveFormat>('format', ARCHIVE_FORMATS, 'json'),
     flushRecords: archiver.int('flush_records', 500_000, 1),
     flushBytes: archiver.int('flush_bytes', 128 << 20, 1024),
     flushSpanS: archiver.int('flush_span_s', 300, 1),

@@ -30,7 +30,13 @@ describe('config defaults', () => {
     assert.equal(cfg.topics.raw, 'netmon.raw.v1');
     assert.equal(cfg.sensor.attachMode, 'auto');
     assert.equal(cfg.enricher.exactlyOnce, true);
+    assert.equal(cfg.archiver.format, 'json', "the spec's format unless told otherwise");
     assert.equal(cfg.processFilter, null);
+  });
+
+  test('archiver.format: json or parquet', () => {
+    assert.equal(parseConfig('archiver: { format: parquet }\n', 'f.yaml', noEnv).archiver.format, 'parquet');
+    assert.equal(parseConfig('archiver: { format: json }\n', 'f.yaml', noEnv).archiver.format, 'json');
   });
 
   test('a full file is read, process_filter as in the spec', () => {
@@ -112,6 +118,8 @@ describe('config errors name the file, the key, what was expected and found', ()
     ['sensor: { max_args_bytes: 100000 }', 'sensor.max_args_bytes', /an integer from 256 to 65536/],
     ['enricher: { exactly_once: yes-please }', 'enricher.exactly_once', /true or false/],
     ['archiver: { flush_records: 0 }', 'archiver.flush_records', /an integer from 1/],
+    ['archiver: { format: orc }', 'archiver.format', /expected one of json, parquet, found string "orc"/],
+    ['archiver: { format: true }', 'archiver.format', /expected one of json, parquet, found boolean true/],
     ['log: { level: loud }', 'log.level', /one of trace, debug/],
     ['process_filter: { uid: [-1] }', 'process_filter.uid[0]', /uids/],
     ['process_filter: { binary: { path: [relative/path] } }', 'process_filter.binary.path[0]', /absolute paths/],

@@ -11,10 +11,12 @@
 import { hostname } from 'node:os';
 import { type Logger, type MetricsServer, type NetmonConfig, createRegistry, createS3Client, describeError, startMetricsServer } from '@netmon/common';
 import type { Registry } from 'prom-client';
-import { FlushBuilder } from './batch';
+import { FlushBuilder, type FlushStorage, SpoolDir } from './batch';
 import { type ArchiverSettings, archiverSettings } from './config';
 import { EventDecoder } from './decode';
+import { dataPrefix } from './layout';
 import { type ArchiverMetrics, archiverMetrics } from './metrics';
+import { ParquetWriter } from './parquet';
 import { type BatchEnd, type Command, type InMessage, type IoCommand, type Notice, PartitionMachine } from './partition';
 import { RdkafkaSource } from './rdkafka-source';
 import type { ArchiveSource } from './source';
@@ -79,6 +81,8 @@ export class Archiver {
   private stopped?: Promise<void>;
   private problem: string | undefined = 'starting';
   private lastWarn = 0;
+  /** Spool and scratch files, and the Parquet writer (DuckDB starts at its first conversion). */
+  private storage?: FlushStorage & { spool: SpoolDir; parquet: ParquetWriter };
 
   constructor(
     readonly config: NetmonConfig,
@@ -105,6 +109,9 @@ export class Archiver {
 
   async start(): Promise<void> {
     const s = this.settings;
+    // Any format may have to write the other (a replayed manifest decides): both are ready.
+    const spool = await SpoolDir.create(s.spoolDir);
+    this.storage = { spool, parquet: new ParquetWriter({ tmpDir: spool.dir, rowGroupRows: s.parquetRowGroupRows }) };
     this.metricsServer = await startMetricsServer(this.registry, s.metricsPort, () => this.health());
     await this.source.start({
       assigned: (partitions, memberId) => this.onAssigned(partitions, memberId),
@@ -122,6 +129,8 @@ export class Archiver {
         groupId: s.groupId,
         bucket: s.s3.bucket,
         prefix: s.s3.prefix,
+        format: s.format,
+        objects: `${dataPrefix(s.s3.prefix, s.format)}/dt=YYYY-MM-DD/hour=HH/`,
         endpoint: s.s3.endpoint || '(AWS)',
         limits: s.limits,
         metricsPort: this.metricsPort,
@@ -148,14 +157,18 @@ export class Archiver {
 
   private machine(partition: number): Machine {
     const s = this.settings;
+    const storage = this.storage!;
+    // JSON mode holds gzip in memory; Parquet mode spools plain NDJSON for DuckDB.
+    const hold: FlushStorage = s.format === 'parquet' ? storage : { parquet: storage.parquet };
     return new PartitionMachine<FlushBuilder>({
       topic: s.topic,
       partition,
       prefix: s.s3.prefix,
+      format: s.format,
       limits: s.limits,
       maxQueuedFlushes: s.maxQueuedFlushes,
       writer: { host: hostname(), pid: process.pid, memberId: this.memberId },
-      openFlush: (firstOffset, now) => new FlushBuilder(s.s3.prefix, s.topic, partition, firstOffset, s.gzipLevel, now),
+      openFlush: (firstOffset, now) => new FlushBuilder(s.s3.prefix, s.topic, partition, firstOffset, s.gzipLevel, now, hold),
       decode: (m, offset) => this.decoder.decode(m, offset),
     });
   }
@@ -213,13 +226,13 @@ export class Archiver {
           break;
         case 'seal':
           this.log.debug(
-            { partition: m.partition, firstOffset: c.firstOffset, lastOffset: c.lastOffset, records: c.records, reason: c.reason },
+            { partition: m.partition, firstOffset: c.firstOffset, lastOffset: c.lastOffset, records: c.records, reason: c.reason, format: c.format },
             'flush sealed',
           );
           this.io(
             m,
             c,
-            () => c.flush.seal(),
+            () => c.flush.seal(c.format),
             (r, now) => m.sealed(c.op, r.objects, now),
           );
           break;
@@ -338,6 +351,7 @@ export class Archiver {
             bytes: n.bytes,
             reason: n.reason,
             replay: n.replay,
+            format: n.format,
           },
           'flush committed',
         );
@@ -418,6 +432,8 @@ export class Archiver {
     await this.source.close().catch((err) => this.log.warn({ err: describeError(err) }, 'consumer disconnect failed'));
     await this.metricsServer?.close();
     this.store.client.destroy();
+    await this.storage?.parquet.close().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'closing the Parquet writer failed'));
+    this.storage?.spool.remove();
     this.log.info('stopped');
   }
 }

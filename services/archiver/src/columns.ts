@@ -3,7 +3,7 @@
 // that checks the Athena DDL in infra/athena/.
 import { readSchema } from '@netmon/common';
 
-export type ColumnType = { kind: 'string' } | { kind: 'int' } | { kind: 'bigint' } | { kind: 'struct'; fields: Column[] };
+export type ColumnType = { kind: 'string' } | { kind: 'int' } | { kind: 'bigint' } | { kind: 'timestamp' } | { kind: 'struct'; fields: Column[] };
 
 export interface Column {
   name: string;
@@ -18,6 +18,21 @@ export interface Column {
  * before a field existed lack it, and readers give them the default.
  */
 export const LAST_V1_FIELD = 'source';
+
+/**
+ * The last field of the first NetworkEvent ever archived as Parquet (v2): every
+ * Parquet object has the fields up to here; fields added later get defaults in
+ * the views, as those after LAST_V1_FIELD do in the JSON archive.
+ */
+export const LAST_PARQUET_V1_FIELD = 'process_key';
+
+/**
+ * `event_time`: the event's `timestamp` as a TIMESTAMP in milliseconds (UTC), for
+ * range predicates. Stored in the Parquet objects (INT64, TIMESTAMP_MILLIS: Athena
+ * reads milliseconds, not nanoseconds), computed from `timestamp` by the views over
+ * the JSON objects. After the record's columns, before the partition columns.
+ */
+export const EVENT_TIME_COLUMN: Column = { name: 'event_time', type: { kind: 'timestamp' } };
 
 /** Partition columns after the record's own: dt (YYYY-MM-DD) and hour (0..23). */
 export const PARTITION_COLUMNS: Column[] = [
@@ -62,12 +77,17 @@ export function eventColumns(schema: object = readSchema('network-event.avsc')):
  * Athena's table reads them as NULL there, and the views apply these defaults.
  * Throws if one has no default: the schema would not be a compatible evolution.
  */
-export function addedColumns(cols: Column[] = eventColumns()): Column[] {
-  const last = cols.findIndex((c) => c.name === LAST_V1_FIELD);
-  if (last < 0) throw new Error(`the NetworkEvent schema has no ${LAST_V1_FIELD} field`);
+export function addedColumns(cols: Column[] = eventColumns(), since: string = LAST_V1_FIELD): Column[] {
+  const last = cols.findIndex((c) => c.name === since);
+  if (last < 0) throw new Error(`the NetworkEvent schema has no ${since} field`);
   const added = cols.slice(last + 1);
-  for (const c of added) if (c.default === undefined) throw new Error(`${c.name}: a field added after ${LAST_V1_FIELD} needs a default`);
+  for (const c of added) if (c.default === undefined) throw new Error(`${c.name}: a field added after ${since} needs a default`);
   return added;
+}
+
+/** The Parquet objects' columns: the event's, then event_time (the partition columns are in the keys). */
+export function parquetColumns(cols: Column[] = eventColumns()): Column[] {
+  return [...cols, EVENT_TIME_COLUMN];
 }
 
 export function duckdbType(t: ColumnType): string {
@@ -78,6 +98,9 @@ export function duckdbType(t: ColumnType): string {
       return 'INTEGER';
     case 'bigint':
       return 'BIGINT';
+    case 'timestamp':
+      // Milliseconds, as Athena's timestamp(3) (DuckDB's TIMESTAMP(3) is TIMESTAMP_MS too).
+      return 'TIMESTAMP_MS';
     case 'struct':
       return `STRUCT(${t.fields.map((f) => `"${f.name}" ${duckdbType(f.type)}`).join(', ')})`;
   }
@@ -92,6 +115,8 @@ export function trinoType(t: ColumnType): string {
       return 'integer';
     case 'bigint':
       return 'bigint';
+    case 'timestamp':
+      return 'timestamp';
     case 'struct':
       return `ROW(${t.fields.map((f) => `"${f.name}" ${trinoType(f.type)}`).join(', ')})`;
   }
@@ -106,6 +131,8 @@ export function hiveType(t: ColumnType): string {
       return 'int';
     case 'bigint':
       return 'bigint';
+    case 'timestamp':
+      return 'timestamp';
     case 'struct':
       return `struct<${t.fields.map((f) => `${f.name}:${hiveType(f.type)}`).join(',')}>`;
   }

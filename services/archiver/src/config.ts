@@ -2,7 +2,9 @@
 // `topics` sections (validated by @netmon/common's loader), plus a few
 // tunables from the environment, validated here once. A bad value is a
 // ConfigError naming the variable.
-import { ConfigError, type NetmonConfig, type S3Settings } from '@netmon/common';
+import { tmpdir } from 'node:os';
+import { type ArchiveFormat, ConfigError, type NetmonConfig, type S3Settings } from '@netmon/common';
+import { DEFAULT_ROW_GROUP_ROWS } from './parquet';
 import type { FlushLimits } from './policy';
 
 export interface ArchiverSettings {
@@ -12,6 +14,12 @@ export interface ArchiverSettings {
   limits: FlushLimits;
   metricsPort: number;
   s3: S3Settings;
+  /** archiver.format: json (gzip NDJSON under s3.prefix) or parquet (under s3.prefix + "-parquet"). */
+  format: ArchiveFormat;
+  /** Where Parquet mode spools each open flush's NDJSON, and DuckDB its scratch files (NETMON_ARCHIVER_SPOOL_DIR, default the OS temp folder). */
+  spoolDir: string;
+  /** Rows per Parquet row group (NETMON_ARCHIVER_PARQUET_ROW_GROUP_ROWS, default 122,880). */
+  parquetRowGroupRows: number;
   /** gzip level 1..9 (NETMON_ARCHIVER_GZIP_LEVEL, default 6). */
   gzipLevel: number;
   /** Multipart part size (NETMON_ARCHIVER_PART_MB, default 16 MiB); larger objects go up in parts. */
@@ -41,6 +49,9 @@ export function archiverSettings(config: NetmonConfig, env: NodeJS.ProcessEnv = 
     limits: { records: a.flushRecords, bytes: a.flushBytes, spanMs: a.flushSpanS * 1000, idleMs: a.idleFlushS * 1000 },
     metricsPort: a.metricsPort,
     s3: config.s3,
+    format: config.archiver.format,
+    spoolDir: env.NETMON_ARCHIVER_SPOOL_DIR || tmpdir(),
+    parquetRowGroupRows: envInt(env, 'NETMON_ARCHIVER_PARQUET_ROW_GROUP_ROWS', DEFAULT_ROW_GROUP_ROWS, 2048, 10_000_000),
     gzipLevel: envInt(env, 'NETMON_ARCHIVER_GZIP_LEVEL', 6, 1, 9),
     partSize: envInt(env, 'NETMON_ARCHIVER_PART_MB', 16, 5, 5120) * 1024 * 1024,
     uploadConcurrency: envInt(env, 'NETMON_ARCHIVER_UPLOAD_CONCURRENCY', 4, 1, 64),

@@ -1,16 +1,41 @@
 // Where things live in the bucket. Pure functions of the records, so that a
 // replay computes the same names again.
 //
-//   <prefix>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.json.gz   data (Athena reads these)
-//   <prefix>/_flushes/<topic>+<partition>/<first offset>.json                    flush manifests
+//   <prefix>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.json.gz           data, archiver.format json
+//   <prefix>-parquet/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.parquet   data, archiver.format parquet
+//   <prefix>/_flushes/<topic>+<partition>/<first offset>.json                            flush manifests (both formats)
 //
 // Offsets are zero-padded to 20 digits so that a listing sorts by offset. The
 // manifests sit under a folder whose name starts with "_": Athena's projected
 // partition locations never reach it, and Hive treats "_" names as hidden.
+//
+// Each format has its own prefix, since an Athena table reads every object under
+// its LOCATION: <prefix>-parquet is a sibling of <prefix>, not inside it. The
+// manifests of both formats share one place, so that one conditional create
+// decides the range of the flush at an offset and the format it is written in,
+// whichever format the writer that comes next is configured for (a format switch
+// after a crash, a rolling restart with a new format): the archive under one
+// s3.prefix, JSON and Parquet together, holds every event once.
+import type { ArchiveFormat } from '@netmon/common';
 
+export type { ArchiveFormat };
 export const OFFSET_WIDTH = 20;
+/** The JSON objects' suffix (DATA_SUFFIX before Parquet existed). */
 export const DATA_SUFFIX = '.json.gz';
+export const JSON_SUFFIX = DATA_SUFFIX;
+export const PARQUET_SUFFIX = '.parquet';
+/** Appended to s3.prefix for the Parquet objects' prefix. */
+export const PARQUET_PREFIX_SUFFIX = '-parquet';
 export const FLUSHES_DIR = '_flushes';
+
+export function suffixOf(format: ArchiveFormat): string {
+  return format === 'parquet' ? PARQUET_SUFFIX : JSON_SUFFIX;
+}
+
+/** The prefix a format's data objects live under: s3.prefix for JSON, s3.prefix + "-parquet" for Parquet. */
+export function dataPrefix(prefix: string, format: ArchiveFormat): string {
+  return format === 'parquet' ? `${prefix}${PARQUET_PREFIX_SUFFIX}` : prefix;
+}
 
 export interface HourPartition {
   /** YYYY-MM-DD, UTC. */
@@ -44,9 +69,12 @@ export function padOffset(offset: number): string {
   return String(offset).padStart(OFFSET_WIDTH, '0');
 }
 
-/** A topic name may contain "." "_" "-" but never "+" or "/", so "+" separates safely. */
-export function dataKey(prefix: string, topic: string, partition: number, part: HourPartition, firstOffset: number): string {
-  return `${prefix}/dt=${part.dt}/hour=${part.hour}/${topic}+${partition}+${padOffset(firstOffset)}${DATA_SUFFIX}`;
+/**
+ * A data object's key. `prefix` is s3.prefix: the format picks the data prefix and the suffix.
+ * A topic name may contain "." "_" "-" but never "+" or "/", so "+" separates safely.
+ */
+export function dataKey(prefix: string, topic: string, partition: number, part: HourPartition, firstOffset: number, format: ArchiveFormat = 'json'): string {
+  return `${dataPrefix(prefix, format)}/dt=${part.dt}/hour=${part.hour}/${topic}+${partition}+${padOffset(firstOffset)}${suffixOf(format)}`;
 }
 
 export function manifestKey(prefix: string, topic: string, partition: number, firstOffset: number): string {
@@ -61,13 +89,15 @@ export interface ParsedDataKey extends HourPartition {
   topic: string;
   partition: number;
   firstOffset: number;
+  format: ArchiveFormat;
 }
 
-const DATA_KEY = /(?:^|\/)dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\/([a-zA-Z0-9._-]+)\+(\d+)\+(\d+)\.json\.gz$/;
+const DATA_KEY = /(?:^|\/)dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\/([a-zA-Z0-9._-]+)\+(\d+)\+(\d+)(\.json\.gz|\.parquet)$/;
 
-/** Reads a data object's key back (undefined for anything else). */
+/** Reads a data object's key back, JSON or Parquet (undefined for anything else). */
 export function parseDataKey(key: string): ParsedDataKey | undefined {
   const m = DATA_KEY.exec(key);
   if (!m) return undefined;
-  return { dt: m[1]!, hour: m[2]!, topic: m[3]!, partition: Number(m[4]), firstOffset: Number(m[5]) };
+  const format: ArchiveFormat = m[6] === PARQUET_SUFFIX ? 'parquet' : 'json';
+  return { dt: m[1]!, hour: m[2]!, topic: m[3]!, partition: Number(m[4]), firstOffset: Number(m[5]), format };
 }

@@ -3,6 +3,11 @@
 // a conditional create before any data object, so that the first writer fixes
 // the range and every later writer (a replay, a zombie) produces exactly the
 // same objects with exactly the same content.
+//
+// The manifests of both formats live in one place (layout.ts): a manifest also
+// fixes the format its objects are written in, and a writer configured for the
+// other format that replays the flush writes it in the manifest's format.
+import type { ArchiveFormat } from './layout';
 
 export interface ManifestObject {
   key: string;
@@ -20,6 +25,8 @@ export interface Manifest {
   /** The offset committed after this flush (past trailing control records). */
   nextOffset: number;
   records: number;
+  /** The objects' format; absent in manifests written before Parquet existed, which are all JSON. */
+  format?: ArchiveFormat;
   objects: ManifestObject[];
   writer: { host: string; pid: number; memberId: string };
   createdAt: string;
@@ -40,9 +47,15 @@ export function decodeManifest(text: string, key: string): Manifest {
     Number.isSafeInteger(m.firstOffset) &&
     Number.isSafeInteger(m.lastOffset) &&
     Number.isSafeInteger(m.nextOffset) &&
-    Array.isArray(m.objects);
+    Array.isArray(m.objects) &&
+    (m.format === undefined || m.format === 'json' || m.format === 'parquet');
   if (!ok) throw new Error(`${key}: not a flush manifest`);
   return m as Manifest;
+}
+
+/** The format a manifest's objects are written in. */
+export function manifestFormat(m: Pick<Manifest, 'format'>): ArchiveFormat {
+  return m.format ?? 'json';
 }
 
 export function sameRange(a: { firstOffset: number; lastOffset: number }, b: { firstOffset: number; lastOffset: number }): boolean {

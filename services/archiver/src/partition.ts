@@ -15,14 +15,20 @@
 // that one ends, so every object is written again with the same name and the
 // same content. See services/archiver/README.md for the cases.
 //
+// A manifest fixes the format of its flush too (JSON or Parquet): a flush that
+// replays one is sealed in the manifest's format, whatever this member's own
+// (a format switch after a crash, a rolling restart to another format), and a
+// manifest another writer created first counts as the same flush only if both
+// its range and its format match.
+//
 // Every I/O command carries an `op` number; its outcome comes back with the
 // same number. A reset (rewind, realignment, revoke) forgets every op in
 // flight, so late outcomes of an earlier reading are ignored. Failed I/O is
 // retried with backoff: the machine answers `wake` with the due time and
 // issues the command again from the first tick at or after it.
 import type { ArchiveRecord, ObjectBody } from './batch';
-import { manifestKey } from './layout';
-import { type Manifest, sameRange } from './manifest';
+import { type ArchiveFormat, manifestKey } from './layout';
+import { type Manifest, manifestFormat, sameRange } from './manifest';
 import { type Alignment, type FlushFigures, type FlushLimits, type SealReason, backoffMs, overHardLimit, sealReason } from './policy';
 
 /**
@@ -62,6 +68,8 @@ export interface PartitionOptions<F extends OpenFlush> {
   topic: string;
   partition: number;
   prefix: string;
+  /** The format of the flushes this member fixes (one that replays a manifest takes the manifest's). Default json. */
+  format?: ArchiveFormat;
   limits: FlushLimits;
   /** Sealed flushes waiting for S3 before the partition pauses. */
   maxQueuedFlushes: number;
@@ -99,13 +107,14 @@ export interface ReadManifest {
   why: 'align' | 'verify';
   key: string;
 }
-/** End the flush's compressors (FlushBuilder.seal). Answer: sealed, or failed (the flush is read again). */
+/** End the flush's compressors and write its objects in `format` (FlushBuilder.seal). Answer: sealed, or failed (the flush is read again). */
 export interface Seal<F> extends FlushRange {
   kind: 'seal';
   op: number;
   attempt: number;
   flush: F;
   reason: SealReason;
+  format: ArchiveFormat;
 }
 /** PUT the manifest with If-None-Match: *. Answer: manifestCreated('created' | 'exists'). */
 export interface CreateManifest {
@@ -149,7 +158,7 @@ export type Notice =
   | { kind: 'rewound'; offset: number; held: number }
   | { kind: 'replay'; key: string; firstOffset: number; lastOffset: number }
   | { kind: 'realigned'; cause: 'lookup' | 'mismatch' | 'failed'; from: number; key?: string; manifestEnd?: number; held?: number }
-  | { kind: 'archived'; range: FlushRange; objects: number; bytes: number; reason: SealReason; replay: boolean; sealedAt: number };
+  | { kind: 'archived'; range: FlushRange; objects: number; bytes: number; reason: SealReason; replay: boolean; sealedAt: number; format: ArchiveFormat };
 
 export type Command<F = OpenFlush> =
   | IoCommand<F>
@@ -167,6 +176,7 @@ type Stage = 'sealing' | 'ready' | 'creating' | 'verifying' | 'putting' | 'dead-
 
 interface SealedFlush extends FlushRange {
   reason: SealReason;
+  format: ArchiveFormat;
   /** The manifest already in S3 for exactly this range (a replay), if any. */
   existing?: Manifest;
   sealedAt: number;
@@ -330,7 +340,7 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
     else {
       const head = this.queue[0];
       if (head?.op === op) {
-        if (manifest && sameRange(manifest, head)) this.put(head);
+        if (manifest && sameRange(manifest, head) && manifestFormat(manifest) === head.format) this.put(head);
         else
           this.realign(head.firstOffset, undefined, {
             kind: 'realigned',
@@ -396,6 +406,7 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
         reason: head.reason,
         replay: head.existing !== undefined,
         sealedAt: head.sealedAt,
+        format: head.format,
       });
       this.pump();
     }
@@ -539,6 +550,7 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
     if (!open || open.flush.records === 0) return;
     this.open = undefined;
     const f = open.flush;
+    const existing = open.existing && sameRange(open.existing, f) ? open.existing : undefined;
     const s: SealedFlush = {
       firstOffset: f.firstOffset,
       lastOffset: f.lastOffset,
@@ -546,7 +558,9 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
       records: f.records,
       rawBytes: f.rawBytes,
       reason,
-      existing: open.existing && sameRange(open.existing, f) ? open.existing : undefined,
+      // A replay writes what the manifest says; a new flush, this member's format.
+      format: existing ? manifestFormat(existing) : (this.o.format ?? 'json'),
+      existing,
       sealedAt: now,
       stage: 'sealing',
       sealOp: this.nextOp++,
@@ -555,7 +569,7 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
     s.op = s.sealOp;
     this.queue.push(s);
     const { firstOffset, lastOffset, nextOffset, records, rawBytes } = s;
-    this.issue({ kind: 'seal', op: s.sealOp, attempt: 0, flush: f, reason, firstOffset, lastOffset, nextOffset, records, rawBytes });
+    this.issue({ kind: 'seal', op: s.sealOp, attempt: 0, flush: f, reason, format: s.format, firstOffset, lastOffset, nextOffset, records, rawBytes });
     this.pump();
   }
 
@@ -578,6 +592,7 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
       lastOffset: head.lastOffset,
       nextOffset: head.nextOffset,
       records: head.records,
+      format: head.format,
       objects: objects.map((b) => ({ key: b.key, firstOffset: b.firstOffset, records: b.records, bytes: b.body.length })),
       writer: this.o.writer,
       createdAt: new Date(head.sealedAt).toISOString(),

@@ -7,13 +7,34 @@
 // table's name). Both read v1 and v2 objects together, and give the fields a
 // v1 object lacks the contract's defaults (shared/spec/netmon.md: never NULL),
 // as a reader of the Avro records would; in Athena only the view does.
+//
+// Both formats at once: the JSON objects of s3.prefix and the Parquet objects
+// of s3.prefix + "-parquet" are mirrored into one cache folder (their names
+// differ by suffix) and the views are the UNION ALL of the two, as the view of
+// infra/athena/network_events_both_view.sql is in Athena. The archiver's
+// manifests, shared by the two formats, put each event in one format only, so
+// every event comes back once. Both views end with `event_time` (TIMESTAMP, ms,
+// UTC: stored in Parquet objects, computed from `timestamp` for JSON ones), then
+// dt and hour.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { QueryError } from './errors';
-import { type ColumnType, PARTITION_COLUMNS, addedColumns, duckdbType, eventColumns, trinoType } from './columns';
-import { DATA_SUFFIX, parseDataKey } from './layout';
+import {
+  type Column,
+  type ColumnType,
+  EVENT_TIME_COLUMN,
+  LAST_PARQUET_V1_FIELD,
+  LAST_V1_FIELD,
+  PARTITION_COLUMNS,
+  addedColumns,
+  duckdbType,
+  eventColumns,
+  parquetColumns,
+  trinoType,
+} from './columns';
+import { type ArchiveFormat, JSON_SUFFIX, PARQUET_SUFFIX, dataPrefix, parseDataKey } from './layout';
 import type { ArchiveStore } from './store';
 
 /** The cache folder for an S3 archive: $NETMON_CACHE_DIR, else $XDG_CACHE_HOME/netmon, else ~/.cache/netmon. */
@@ -22,6 +43,7 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'netmon');
 }
 
+/** The data objects under `dir` (both formats), relative path → size. */
 function listLocal(dir: string, base = dir): Map<string, number> {
   const out = new Map<string, number>();
   if (!existsSync(dir)) return out;
@@ -29,9 +51,16 @@ function listLocal(dir: string, base = dir): Map<string, number> {
     const p = path.join(dir, name);
     const st = statSync(p);
     if (st.isDirectory()) for (const [k, v] of listLocal(p, base)) out.set(k, v);
-    else if (name.endsWith(DATA_SUFFIX)) out.set(path.relative(base, p).split(path.sep).join('/'), st.size);
+    else if (name.endsWith(JSON_SUFFIX) || name.endsWith(PARQUET_SUFFIX)) out.set(path.relative(base, p).split(path.sep).join('/'), st.size);
   }
   return out;
+}
+
+/** Whether `dir` holds data objects of `format` in its dt=.../hour=... folders. */
+function hasObjects(dir: string, format: ArchiveFormat): boolean {
+  const suffix = format === 'parquet' ? PARQUET_SUFFIX : JSON_SUFFIX;
+  for (const rel of listLocal(dir).keys()) if (rel.endsWith(suffix) && /^dt=[^/]+\/hour=[^/]+\/[^/]+$/.test(rel)) return true;
+  return false;
 }
 
 export interface SyncResult {
@@ -42,16 +71,24 @@ export interface SyncResult {
 }
 
 /**
- * Mirrors the data objects under the store's prefix into `dir`: downloads what
- * is missing or of another size, removes what S3 no longer has.
+ * Mirrors the data objects of both formats of the archive at `prefix` (JSON
+ * under prefix, Parquet under prefix + "-parquet") into `dir`, side by side
+ * (dt=.../hour=.../NAME.json.gz and NAME.parquet): downloads what is missing or
+ * of another size, removes what S3 no longer has.
  */
 export async function syncArchive(store: ArchiveStore, prefix: string, dir: string, concurrency = 8): Promise<SyncResult> {
-  const remote = (await store.list(`${prefix}/dt=`)).filter((o) => parseDataKey(o.key) !== undefined);
+  const remote: { key: string; size: number; rel: string }[] = [];
+  for (const format of ['json', 'parquet'] as const) {
+    const base = dataPrefix(prefix, format);
+    for (const o of await store.list(`${base}/dt=`)) {
+      if (parseDataKey(o.key)?.format === format) remote.push({ ...o, rel: o.key.slice(base.length + 1) });
+    }
+  }
   const local = listLocal(dir);
   const wanted = new Set<string>();
   const todo: { key: string; rel: string }[] = [];
   for (const o of remote) {
-    const rel = o.key.slice(prefix.length + 1);
+    const rel = o.rel;
     wanted.add(rel);
     if (local.get(rel) !== o.size) todo.push({ key: o.key, rel });
   }
@@ -84,26 +121,47 @@ export const EVENTS_VIEW = 'netmon_events';
 /** The Athena table's name; in `netmon query` it reads like EVENTS_VIEW, so SQL written for either runs. */
 export const EVENTS_TABLE = 'network_events';
 
+/** The Parquet table of infra/athena/network_events_parquet.sql. */
+export const PARQUET_TABLE = 'network_events_parquet';
+
+const emptySelect = (cols: Column[]) => `SELECT ${cols.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ')} WHERE false`;
+const globs = (dirs: string[], suffix: string) => `[${dirs.map((d) => sqlString(path.join(d, 'dt=*', 'hour=*', `*${suffix}`))).join(', ')}]`;
+const HIVE = `hive_partitioning = true, hive_types = {'dt': 'VARCHAR', 'hour': 'INTEGER'}`;
+
 /**
- * A SELECT of the archive folder `dir` as stored, columns as Athena's table
- * declares them: NULL where an object lacks a field (in v1 objects, the fields
- * added since).
+ * A SELECT of the JSON objects in the folders `dirs` as stored, columns as
+ * Athena's table (network_events.sql) declares them: NULL where an object lacks
+ * a field (in v1 objects, the fields added since).
  */
-export function archiveSelect(dir: string, hasFiles: boolean): string {
+export function jsonTableSelect(dirs: string[]): string {
   const cols = eventColumns();
   const all = [...cols, ...PARTITION_COLUMNS];
-  if (!hasFiles) {
-    // An empty archive still has the columns, so queries run and return nothing.
-    return `SELECT ${all.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ')} WHERE false`;
-  }
+  const withFiles = dirs.filter((d) => hasObjects(d, 'json'));
+  // An empty archive still has the columns, so queries run and return nothing.
+  if (withFiles.length === 0) return emptySelect(all);
   const names = all.map((c) => `"${c.name}"`).join(', ');
   const columns = cols.map((c) => `${sqlString(c.name)}: ${sqlString(duckdbType(c.type))}`).join(', ');
-  const glob = path.join(dir, 'dt=*', 'hour=*', `*${DATA_SUFFIX}`);
   return (
-    `SELECT ${names} FROM read_json(${sqlString(glob)}, ` +
-    `format = 'newline_delimited', compression = 'gzip', hive_partitioning = true, ` +
-    `hive_types = {'dt': 'VARCHAR', 'hour': 'INTEGER'}, columns = {${columns}})`
+    `SELECT ${names} FROM read_json(${globs(withFiles, JSON_SUFFIX)}, ` + `format = 'newline_delimited', compression = 'gzip', ${HIVE}, columns = {${columns}})`
   );
+}
+
+/** The JSON table over one folder (an empty one when `hasFiles` is false). */
+export function archiveSelect(dir: string, hasFiles: boolean): string {
+  return jsonTableSelect(hasFiles ? [dir] : []);
+}
+
+/**
+ * A SELECT of the Parquet objects in `dirs`, columns as Athena's table
+ * (network_events_parquet.sql) declares them, by name: NULL for a column an
+ * object lacks (one added after it was written).
+ */
+export function parquetTableSelect(dirs: string[]): string {
+  const all = [...parquetColumns(), ...PARTITION_COLUMNS];
+  const withFiles = dirs.filter((d) => hasObjects(d, 'parquet'));
+  if (withFiles.length === 0) return emptySelect(all);
+  const list = all.map((c) => `CAST("${c.name}" AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ');
+  return `SELECT ${list} FROM read_parquet(${globs(withFiles, PARQUET_SUFFIX)}, ${HIVE}, union_by_name = true)`;
 }
 
 function sqlLiteral(value: unknown, where: string): string {
@@ -128,27 +186,39 @@ export function withDefault(expr: string, type: ColumnType, fallback: unknown, w
   return `CAST(ROW(${fields.join(', ')}) AS ${trinoType(type)})`;
 }
 
-/** The columns of the views: every column of `from`, those a v1 object lacks with their defaults. */
-export function defaultsSelect(from: string): string {
+/** event_time of a JSON object's row: its `timestamp` read as Athena's view reads it (NULL if not a time). */
+export const JSON_EVENT_TIME = `try(CAST(from_iso8601_timestamp("timestamp") AS ${duckdbType(EVENT_TIME_COLUMN.type)}))`;
+
+/**
+ * The columns of the views: every column of `from`, those added after `since`
+ * with their defaults (after LAST_V1_FIELD for JSON objects, which may be v1;
+ * after LAST_PARQUET_V1_FIELD for Parquet ones, which all have v2's), then
+ * event_time (`eventTime`), dt and hour.
+ */
+export function defaultsSelect(from: string, since: string = LAST_V1_FIELD, eventTime = JSON_EVENT_TIME): string {
   const cols = eventColumns();
-  const added = new Set(addedColumns(cols).map((c) => c.name));
+  const added = new Set(addedColumns(cols, since).map((c) => c.name));
   const list = [
     ...cols.map((c) => (added.has(c.name) ? `${withDefault(`"${c.name}"`, c.type, c.default, c.name)} AS "${c.name}"` : `"${c.name}"`)),
+    `${eventTime} AS "${EVENT_TIME_COLUMN.name}"`,
     ...PARTITION_COLUMNS.map((c) => `"${c.name}"`),
   ];
   return `SELECT ${list.join(', ')} FROM ${from}`;
 }
 
-/** The statements that create `network_events` and `netmon_events` over the archive folder `dir`. */
-export function viewSql(dir: string, hasFiles: boolean): string[] {
-  return [
-    `CREATE OR REPLACE VIEW ${EVENTS_TABLE} AS ${defaultsSelect(`(${archiveSelect(dir, hasFiles)}) AS archive`)}`,
-    `CREATE OR REPLACE VIEW ${EVENTS_VIEW} AS SELECT * FROM ${EVENTS_TABLE}`,
-  ];
+/** The statements that create `network_events` and `netmon_events` over the archive folders `dirs` (JSON and Parquet objects). */
+export function viewSql(dirs: string | string[], _hasFiles?: boolean): string[] {
+  const list = typeof dirs === 'string' ? [dirs] : dirs;
+  const json = list.some((d) => hasObjects(d, 'json'));
+  const parquet = list.some((d) => hasObjects(d, 'parquet'));
+  const parts: string[] = [];
+  if (json || !parquet) parts.push(defaultsSelect(`(${jsonTableSelect(list)}) AS archive`));
+  if (parquet) parts.push(defaultsSelect(`(${parquetTableSelect(list)}) AS archive`, LAST_PARQUET_V1_FIELD, `"${EVENT_TIME_COLUMN.name}"`));
+  return [`CREATE OR REPLACE VIEW ${EVENTS_TABLE} AS ${parts.join(' UNION ALL ')}`, `CREATE OR REPLACE VIEW ${EVENTS_VIEW} AS SELECT * FROM ${EVENTS_TABLE}`];
 }
 
-/** Presto/Athena functions the example queries use, so that they run here unchanged. */
-const COMPAT_MACROS = [
+/** Presto/Athena functions the example queries and the Athena views use, so that they run here unchanged. */
+export const COMPAT_MACROS = [
   'CREATE OR REPLACE MACRO from_iso8601_timestamp(s) AS CAST(s AS TIMESTAMPTZ)',
   "CREATE OR REPLACE MACRO to_iso8601(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%gZ')",
 ];
@@ -157,17 +227,26 @@ export class ArchiveQuery {
   private constructor(
     private readonly instance: DuckDBInstance,
     readonly connection: DuckDBConnection,
-    readonly dir: string,
+    readonly dirs: string[],
   ) {}
 
-  /** Opens an in-memory DuckDB with `netmon_events` and `network_events` over the archive folder `dir`. */
-  static async open(dir: string): Promise<ArchiveQuery> {
+  /** The first archive folder. */
+  get dir(): string {
+    return this.dirs[0]!;
+  }
+
+  /**
+   * Opens an in-memory DuckDB with `netmon_events` and `network_events` over
+   * the archive folders `dirs`: the JSON and the Parquet objects in each.
+   */
+  static async open(dirs: string | string[]): Promise<ArchiveQuery> {
+    const list = (typeof dirs === 'string' ? [dirs] : dirs).map((d) => path.resolve(d));
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
-    const q = new ArchiveQuery(instance, connection, dir);
+    const q = new ArchiveQuery(instance, connection, list);
     await connection.run("SET TimeZone = 'UTC'").catch(() => undefined);
     for (const m of COMPAT_MACROS) await connection.run(m);
-    for (const v of viewSql(path.resolve(dir), listLocal(dir).size > 0)) await connection.run(v);
+    for (const v of viewSql(list)) await connection.run(v);
     return q;
   }
 

@@ -14,6 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Settings } from '@netmon/common';
 import { StoreError } from './errors';
+import { PARQUET_SUFFIX } from './layout';
 import { type Manifest, decodeManifest, encodeManifest } from './manifest';
 
 export interface StoreOptions {
@@ -21,6 +22,11 @@ export interface StoreOptions {
   partSize: number;
   /** Parts of one multipart upload in flight at once. */
   queueSize: number;
+}
+
+/** gzip NDJSON is stored as such (Athena reads the .gz; no Content-Encoding, so clients do not unpack it). */
+function contentType(key: string): string {
+  return key.endsWith(PARQUET_SUFFIX) ? 'application/vnd.apache.parquet' : 'application/x-ndjson';
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -92,7 +98,7 @@ export class ArchiveStore {
     try {
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson', ...this.encryption() },
+        params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType(key), ...this.encryption() },
         partSize: this.options.partSize,
         queueSize: this.options.queueSize,
         leavePartsOnError: false,

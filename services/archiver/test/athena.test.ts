@@ -2,9 +2,11 @@
 // spec's defaults; the example queries run through `netmon query`'s DuckDB views
 // over objects written by the archiver's own FlushBuilder (v1 objects from
 // before the connection facts, v2 objects after) and return the expected
-// answers on a known data set.
+// answers on a known data set. All of it for the JSON table, the Parquet table
+// (whose DDL is also held to the columns of a real Parquet object's footer), and
+// both together.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,9 +14,10 @@ import { gunzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DEFAULT_CONNECTION_FACTS, type NetworkEvent } from '@netmon/common';
 import { FlushBuilder } from '../src/batch';
-import { type Column, type ColumnType, PARTITION_COLUMNS, addedColumns, eventColumns, hiveType } from '../src/columns';
-import { hourOf } from '../src/layout';
-import { EVENTS_TABLE, EVENTS_VIEW, archiveSelect } from '../src/query';
+import { type Column, type ColumnType, PARTITION_COLUMNS, addedColumns, eventColumns, hiveType, parquetColumns } from '../src/columns';
+import { type ArchiveFormat, hourOf } from '../src/layout';
+import { ParquetWriter } from '../src/parquet';
+import { COMPAT_MACROS, EVENTS_TABLE, EVENTS_VIEW, PARQUET_TABLE, archiveSelect, parquetTableSelect } from '../src/query';
 import { ArchiveQuery, runQueryCommand } from '../src';
 import { type NetworkEventV1, SPEC_ORDER, type SampleOverrides, asV1, assertSpecOrder, sampleEvent } from './samples';
 
@@ -79,6 +82,7 @@ function parseHiveType(text: string): ColumnType {
   if (t === 'string') return { kind: 'string' };
   if (t === 'int') return { kind: 'int' };
   if (t === 'bigint') return { kind: 'bigint' };
+  if (t === 'timestamp') return { kind: 'timestamp' };
   const m = /^struct\s*<([\s\S]*)>$/.exec(t);
   if (!m) throw new Error(`unknown Hive type ${t}`);
   const fields = splitTop(m[1]!, ',').map((f) => {
@@ -100,6 +104,7 @@ interface ParsedDdl {
   table: string;
   columns: Column[];
   partitions: Column[];
+  /** The JSON SerDe, or 'parquet' for STORED AS PARQUET. */
   serde: string;
   location: string;
   properties: Record<string, string>;
@@ -116,9 +121,10 @@ function parseDdl(sql: string): ParsedDdl {
   assert.ok(part, 'PARTITIONED BY follows the columns');
   const parts = balanced(rest, part[0].length - 1);
   rest = rest.slice(parts.end + 1);
-  const serde = /ROW\s+FORMAT\s+SERDE\s+'([^']+)'/i.exec(rest);
-  assert.ok(serde, 'ROW FORMAT SERDE');
-  assert.match(rest, /STORED\s+AS\s+INPUTFORMAT\s+'org\.apache\.hadoop\.mapred\.TextInputFormat'/i);
+  let serde = /ROW\s+FORMAT\s+SERDE\s+'([^']+)'/i.exec(rest)?.[1];
+  if (/^\s*STORED\s+AS\s+PARQUET\b/i.test(rest)) serde = 'parquet';
+  else assert.match(rest, /STORED\s+AS\s+INPUTFORMAT\s+'org\.apache\.hadoop\.mapred\.TextInputFormat'/i);
+  assert.ok(serde, 'ROW FORMAT SERDE or STORED AS PARQUET');
   const location = /LOCATION\s+'([^']+)'/i.exec(rest);
   assert.ok(location, 'LOCATION');
   const tbl = /TBLPROPERTIES\s*\(/i.exec(rest);
@@ -131,7 +137,21 @@ function parseDdl(sql: string): ParsedDdl {
     assert.ok(m, `property ${p}`);
     properties[m[1]!] = m[2]!;
   }
-  return { table: head[1]!, columns: parseColumns(cols.inner), partitions: parseColumns(parts.inner), serde: serde[1]!, location: location[1]!, properties };
+  return { table: head[1]!, columns: parseColumns(cols.inner), partitions: parseColumns(parts.inner), serde, location: location[1]!, properties };
+}
+
+/** The partition projection both tables declare (dt a date, hour an integer) and its location template. */
+function assertProjection(parsed: ParsedDdl): void {
+  assert.deepEqual(parsed.partitions, PARTITION_COLUMNS);
+  const p = parsed.properties;
+  assert.equal(p['projection.enabled'], 'true');
+  assert.equal(p['projection.dt.type'], 'date');
+  assert.equal(p['projection.dt.format'], 'yyyy-MM-dd');
+  assert.match(p['projection.dt.range'] ?? '', /^\d{4}-\d{2}-\d{2},NOW$/);
+  assert.equal(p['projection.hour.type'], 'integer');
+  assert.equal(p['projection.hour.range'], '0,23');
+  assert.equal(p['projection.hour.digits'], '2');
+  assert.equal(p['storage.location.template'], `${parsed.location}dt=\${dt}/hour=\${hour}/`);
 }
 
 describe('Athena DDL (infra/athena/network_events.sql)', () => {
@@ -155,17 +175,88 @@ describe('Athena DDL (infra/athena/network_events.sql)', () => {
     }
   });
 
-  test('partition projection: dt as date, hour as integer, location template', () => {
-    assert.deepEqual(parsed.partitions, PARTITION_COLUMNS);
-    const p = parsed.properties;
-    assert.equal(p['projection.enabled'], 'true');
-    assert.equal(p['projection.dt.type'], 'date');
-    assert.equal(p['projection.dt.format'], 'yyyy-MM-dd');
-    assert.match(p['projection.dt.range'] ?? '', /^\d{4}-\d{2}-\d{2},NOW$/);
-    assert.equal(p['projection.hour.type'], 'integer');
-    assert.equal(p['projection.hour.range'], '0,23');
-    assert.equal(p['projection.hour.digits'], '2');
-    assert.equal(p['storage.location.template'], `${parsed.location}dt=\${dt}/hour=\${hour}/`);
+  test('partition projection: dt as date, hour as integer, location template', () => assertProjection(parsed));
+});
+
+// ---- the Parquet table (infra/athena/network_events_parquet.sql) ------------
+
+const parquetDdl = readFileSync(path.join(athenaDir, 'network_events_parquet.sql'), 'utf8');
+
+/** A Parquet column's Hive type from DuckDB's parquet_schema() rows (depth first, as the footer lists them). */
+function footerColumns(rows: Record<string, string | null>[]): Column[] {
+  let i = 1; // row 0 is the schema's root
+  const read = (): Column => {
+    const r = rows[i++]!;
+    const name = r.name!;
+    if (r.num_children !== null && Number(r.num_children) > 0 && r.type === null) {
+      const fields: Column[] = [];
+      for (let k = 0; k < Number(r.num_children); k++) fields.push(read());
+      return { name, type: { kind: 'struct', fields } };
+    }
+    if (r.type === 'BYTE_ARRAY' && r.converted_type === 'UTF8') return { name, type: { kind: 'string' } };
+    if (r.type === 'INT32' && (r.converted_type === null || r.converted_type === 'INT_32')) return { name, type: { kind: 'int' } };
+    if (r.type === 'INT64' && r.converted_type === 'TIMESTAMP_MILLIS') {
+      assert.match(r.logical_type ?? '', /unit=TimeUnit\(MILLIS=MilliSeconds\(\)/, `${name}: milliseconds (Athena cannot read nanoseconds)`);
+      return { name, type: { kind: 'timestamp' } };
+    }
+    if (r.type === 'INT64' && (r.converted_type === null || r.converted_type === 'INT_64')) return { name, type: { kind: 'bigint' } };
+    throw new Error(`column ${name}: Parquet type ${r.type}/${r.converted_type} has no Hive type here`);
+  };
+  const root = rows[0]!;
+  const out: Column[] = [];
+  for (let k = 0; k < Number(root.num_children); k++) out.push(read());
+  assert.equal(i, rows.length, 'every footer column read');
+  return out;
+}
+
+describe('Athena Parquet DDL (infra/athena/network_events_parquet.sql)', () => {
+  const parsed = parseDdl(parquetDdl);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'netmon-parquet-ddl-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("parses: its own table, STORED AS PARQUET, a location beside the JSON table's, not inside it", () => {
+    assert.equal(parsed.table, PARQUET_TABLE);
+    assert.equal(parsed.serde, 'parquet');
+    const json = parseDdl(ddl).location;
+    assert.equal(parsed.location, `${json.replace(/\/$/, '')}-parquet/`);
+    assert.ok(!parsed.location.startsWith(json) && !json.startsWith(parsed.location), 'neither location holds the other');
+  });
+
+  test('columns: the Avro schema field for field, in order, then event_time', () => {
+    assert.deepEqual(
+      parsed.columns,
+      parquetColumns().map((c) => ({ name: c.name, type: c.type })),
+    );
+    assert.deepEqual(
+      parsed.columns.slice(0, -1).map((c) => c.name),
+      parseDdl(ddl).columns.map((c) => c.name),
+      "the JSON table's columns, in the same order",
+    );
+  });
+
+  test('partition projection: dt as date, hour as integer, location template', () => assertProjection(parsed));
+
+  test("the columns match a Parquet object's footer (DuckDB parquet_schema), names, nesting and types", async () => {
+    const writer = new ParquetWriter({ tmpDir: dir });
+    const b = new FlushBuilder('root', 'netmon.events.v1', 0, 0, 6, 0, { parquet: writer });
+    const e = sampleEvent({ connection: { outcome: 'refused', duration_ms: 3, remote_name: 'api.example.com', netns: 4026531840 } });
+    b.append({ offset: 0, line: JSON.stringify(e), part: hourOf(e.timestamp)!, timeMs: Date.parse(e.timestamp) }, 0);
+    const [o] = (await b.seal('parquet')).objects;
+    const file = path.join(dir, 'one.parquet');
+    writeFileSync(file, o!.body);
+    await writer.close();
+    const instance = await DuckDBInstance.create(':memory:');
+    const c = await instance.connect();
+    try {
+      const rows = (await c.runAndReadAll(`SELECT * FROM parquet_schema('${file}')`)).getRowObjectsJson() as Record<string, string | null>[];
+      assert.deepEqual(footerColumns(rows), parsed.columns);
+    } finally {
+      c.closeSync();
+      instance.closeSync();
+    }
   });
 });
 
@@ -173,12 +264,28 @@ describe('Athena DDL (infra/athena/network_events.sql)', () => {
 
 const viewDdl = readFileSync(path.join(athenaDir, 'network_events_view.sql'), 'utf8');
 
-describe('Athena view (infra/athena/network_events_view.sql)', () => {
-  test('one CREATE OR REPLACE VIEW netmon_events over the table', () => {
-    const text = stripComments(viewDdl).trim();
-    assert.equal(text.split(';').filter((s) => s.trim()).length, 1, 'one statement');
-    assert.match(text, new RegExp(`^CREATE\\s+OR\\s+REPLACE\\s+VIEW\\s+${EVENTS_VIEW}\\s+AS\\s+SELECT\\b`, 'i'));
-    assert.match(text, /\bFROM\s+network_events\s*;?$/i);
+/** The three ways to create netmon_events: over the JSON table, the Parquet table, or both. */
+const VIEW_FILES: Record<Layout, string> = {
+  json: 'network_events_view.sql',
+  parquet: 'network_events_parquet_view.sql',
+  both: 'network_events_both_view.sql',
+};
+const viewText = (layout: Layout) => readFileSync(path.join(athenaDir, VIEW_FILES[layout]), 'utf8');
+
+describe('Athena views (infra/athena/network_events_view.sql, _parquet_view.sql, _both_view.sql)', () => {
+  test('one CREATE OR REPLACE VIEW netmon_events each, over its table or tables', () => {
+    const tables: Record<Layout, string[]> = { json: ['network_events'], parquet: [PARQUET_TABLE], both: ['network_events', PARQUET_TABLE] };
+    for (const layout of LAYOUTS) {
+      const text = stripComments(viewText(layout)).trim();
+      assert.equal(text.split(';').filter((s) => s.trim()).length, 1, `${VIEW_FILES[layout]}: one statement`);
+      assert.match(text, new RegExp(`^CREATE\\s+OR\\s+REPLACE\\s+VIEW\\s+${EVENTS_VIEW}\\s+AS\\s+SELECT\\b`, 'i'));
+      assert.deepEqual(
+        [...text.matchAll(/\bFROM\s+([a-z_]+)/gi)].map((m) => m[1]),
+        tables[layout],
+        VIEW_FILES[layout],
+      );
+    }
+    assert.match(stripComments(viewDdl).trim(), /\bFROM\s+network_events\s*;?$/i);
   });
 
   test('the fields added after v1 are the ones the view gives defaults', () => {
@@ -387,284 +494,348 @@ function withDefaults(e: ArchivedEvent): NetworkEvent {
   return 'connection' in e ? e : { ...e, connection: { ...DEFAULT_CONNECTION_FACTS }, process_key: '' };
 }
 
+/** Which objects hold the known data set: all JSON, all Parquet, or the first day JSON (v1) and the rest Parquet. */
+type Layout = 'json' | 'parquet' | 'both';
+const LAYOUTS: Layout[] = ['json', 'parquet', 'both'];
+
 /**
  * Writes the events as the archiver would under `dir`: in flushes of `perFlush`
- * events (one object per hour touched), each line JSON.stringify of the event.
+ * events (one object per hour touched), each line JSON.stringify of the event,
+ * each flush in the format `formatOf` gives it. The archiver writes every
+ * Parquet object in v2's shape (it reads v1 records with the defaults), so a v1
+ * event goes into Parquet with the defaults. Objects sit as in the bucket
+ * (prefix "root"): JSON under dir/, Parquet under dir-parquet/.
  */
-async function writeArchive(dir: string, events: ArchivedEvent[], perFlush = Math.ceil(events.length / 2)): Promise<string[]> {
+async function writeArchive(
+  dir: string,
+  events: ArchivedEvent[],
+  perFlush = Math.ceil(events.length / 2),
+  formatOf: (flush: number) => ArchiveFormat = () => 'json',
+): Promise<string[]> {
   const lines: string[] = [];
-  for (let first = 0; first < events.length; first += perFlush) {
-    const b = new FlushBuilder('root', 'netmon.events.v1', 0, first, 6, 0);
-    events.slice(first, first + perFlush).forEach((e, i) => {
-      const line = JSON.stringify(e);
-      lines.push(line);
-      b.append({ offset: first + i, line, part: hourOf(e.timestamp)!, timeMs: Date.parse(e.timestamp) }, 0);
-    });
-    for (const o of (await b.seal()).objects) {
-      const file = path.join(dir, o.key.slice('root/'.length));
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, o.body);
+  const parquet = new ParquetWriter({ tmpDir: mkdtempSync(path.join(tmpdir(), 'netmon-parquet-tmp-')) });
+  try {
+    for (let first = 0; first < events.length; first += perFlush) {
+      const format = formatOf(first / perFlush);
+      const b = new FlushBuilder('root', 'netmon.events.v1', 0, first, 6, 0, { parquet });
+      events.slice(first, first + perFlush).forEach((e, i) => {
+        const line = JSON.stringify(format === 'parquet' ? withDefaults(e) : e);
+        lines.push(line);
+        b.append({ offset: first + i, line, part: hourOf(e.timestamp)!, timeMs: Date.parse(e.timestamp) }, 0);
+      });
+      for (const o of (await b.seal(format)).objects) {
+        const file = path.join(`${dir}${o.key.slice('root'.length, o.key.indexOf('/'))}`, o.key.slice(o.key.indexOf('/') + 1));
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(file, o.body);
+      }
     }
+  } finally {
+    await parquet.close();
+    rmSync(parquet.options.tmpDir, { recursive: true, force: true });
   }
   return lines;
 }
 
+/** The folders `writeArchive` filled: JSON objects under dir, Parquet ones under dir-parquet. */
+const archiveDirs = (dir: string) => [dir, `${dir}-parquet`];
+
 const readQuery = (name: string) => readFileSync(path.join(athenaDir, 'queries', `${name}.sql`), 'utf8');
 
-describe('example queries through DuckDB (netmon query)', () => {
-  let dir: string;
-  let q: ArchiveQuery;
-  let events: ArchivedEvent[];
-  let lines: string[];
-  const rows = async (sql: string) => (await q.jsonRows(sql)).map((r) => JSON.parse(r) as Record<string, unknown>);
+for (const layout of LAYOUTS)
+  describe(`example queries through DuckDB (netmon query), ${layout} objects`, () => {
+    let dir: string;
+    let q: ArchiveQuery;
+    let events: ArchivedEvent[];
+    let lines: string[];
+    const rows = async (sql: string) => (await q.jsonRows(sql)).map((r) => JSON.parse(r) as Record<string, unknown>);
 
-  before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'netmon-query-'));
-    events = knownEvents();
-    // one flush per day: v1 objects for 2025-05-31, v2 objects after
-    lines = await writeArchive(dir, events, 8);
-    q = await ArchiveQuery.open(dir);
-  });
-  after(() => {
-    q?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+    before(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), 'netmon-query-'));
+      events = knownEvents();
+      // 2025-05-31 (the first 8 events) as v1 JSON objects; then flushes of 8, v2, JSON or Parquet as the layout says.
+      const formatOf = (flush: number): ArchiveFormat => (layout === 'json' ? 'json' : layout === 'parquet' || flush > 0 ? 'parquet' : 'json');
+      lines = await writeArchive(dir, events, 8, formatOf);
+      q = await ArchiveQuery.open(archiveDirs(dir));
+    });
+    after(() => {
+      q?.close();
+      for (const d of archiveDirs(dir)) rmSync(d, { recursive: true, force: true });
+    });
 
-  test('every example query is there, and reads the view, not the table', () => {
-    const files = readdirSync(path.join(athenaDir, 'queries')).sort();
-    assert.deepEqual(files, [
-      'connection-duration.sql',
-      'connections-per-binary-per-day.sql',
-      'container-events.sql',
-      'listeners-never-accepted.sql',
-      'new-remote-names.sql',
-      'refused-connects-per-host-per-hour.sql',
-      'top-talkers-by-binary.sql',
-      'unusual-listeners.sql',
-      'who-talks-to-address.sql',
-    ]);
-    for (const f of files) {
-      const sql = stripComments(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'));
-      assert.match(sql, new RegExp(`\\bFROM\\s+${EVENTS_VIEW}\\b`), `${f} reads ${EVENTS_VIEW}`);
-      assert.doesNotMatch(sql, new RegExp(`\\b${EVENTS_TABLE}\\b`), `${f} does not read the table`);
-      assert.match(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'), /^-- \S/, `${f} opens with a comment saying its question`);
-    }
-  });
-
-  test('the known data set mixes v1 and v2 objects', () => {
-    const v1 = lines.filter((l) => !l.includes('"connection"')).length;
-    assert.equal(v1, 8);
-    assert.equal(lines.length - v1, events.length - 8);
-  });
-
-  test('SELECT * gives back the archived NetworkEvents, v1 ones with the defaults: same fields, same order, same JSON types', async () => {
-    for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
-      const out = await q.jsonRows(`SELECT * FROM ${view} ORDER BY source.seq`);
-      assert.equal(out.length, lines.length);
-      for (const [i, text] of out.entries()) {
-        const obj = JSON.parse(text) as Record<string, unknown>;
-        assertSpecOrder(obj);
-        const { dt, hour, ...event } = obj;
-        const expected = 'connection' in events[i]! ? lines[i] : JSON.stringify(withDefaults(events[i]!));
-        assert.equal(JSON.stringify(event), expected, `${view} row ${i}: the archived line (with the defaults), byte for byte once dt and hour are set aside`);
-        const ts = (event as { timestamp: string }).timestamp;
-        assert.equal(dt, ts.slice(0, 10));
-        assert.equal(hour, Number(ts.slice(11, 13)));
+    test('every example query is there, and reads the view, not the table', () => {
+      const files = readdirSync(path.join(athenaDir, 'queries')).sort();
+      assert.deepEqual(files, [
+        'connection-duration.sql',
+        'connections-per-binary-per-day.sql',
+        'container-events.sql',
+        'listeners-never-accepted.sql',
+        'new-remote-names.sql',
+        'refused-connects-per-host-per-hour.sql',
+        'top-talkers-by-binary.sql',
+        'unusual-listeners.sql',
+        'who-talks-to-address.sql',
+      ]);
+      for (const f of files) {
+        const sql = stripComments(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'));
+        assert.match(sql, new RegExp(`\\bFROM\\s+${EVENTS_VIEW}\\b`), `${f} reads ${EVENTS_VIEW}`);
+        assert.doesNotMatch(sql, new RegExp(`\\b${EVENTS_TABLE}\\b`), `${f} does not read the table`);
+        assert.match(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'), /^-- \S/, `${f} opens with a comment saying its question`);
       }
-    }
-  });
+    });
 
-  test('partition columns prune: dt and hour', async () => {
-    assert.deepEqual(await rows("SELECT count(*) AS n FROM netmon_events WHERE dt = '2025-06-01' AND hour = 5"), [{ n: 5 }]);
-  });
+    test('the known data set: v1 JSON objects on the first day, v2 after; JSON or Parquet as the layout says', () => {
+      const v1 = lines.filter((l) => !l.includes('"connection"')).length;
+      assert.equal(v1, layout === 'parquet' ? 0 : 8);
+      const [json, parquet] = archiveDirs(dir).map((d) => listFiles(d).length);
+      assert.deepEqual([json! > 0, parquet! > 0], [layout !== 'parquet', layout !== 'json']);
+    });
 
-  test('connections per binary per day', async () => {
-    assert.deepEqual(await rows(readQuery('connections-per-binary-per-day')), [
-      { dt: '2025-05-31', binary_path: '/usr/bin/curl', connections: 3, hosts: 2 },
-      { dt: '2025-05-31', binary_path: '/usr/bin/ssh', connections: 1, hosts: 1 },
-      { dt: '2025-06-01', binary_path: '/usr/bin/curl', connections: 7, hosts: 2 },
-      { dt: '2025-06-01', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
-      { dt: '2025-06-02', binary_path: '/usr/bin/curl', connections: 2, hosts: 2 },
-      { dt: '2025-06-02', binary_path: '/usr/bin/python3', connections: 2, hosts: 1 },
-      { dt: '2025-06-02', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
-    ]);
-  });
-
-  test('who talks to 203.0.113.7', async () => {
-    const r = await rows(readQuery('who-talks-to-address'));
-    assert.deepEqual(
-      r.map((x) => [x.hostname, x.binary_path, x.direction, x.connections]),
-      [
-        ['db-1', '/usr/bin/curl', 'TcpConnectionEstablish', 1],
-        ['web-1', '/usr/bin/curl', 'TcpConnectionEstablish', 1],
-        ['web-1', '/usr/sbin/nginx', 'TcpConnectionAccept', 1],
-      ],
-    );
-  });
-
-  test('listeners accepting on unusual ports', async () => {
-    assert.deepEqual(await rows(readQuery('unusual-listeners')), [{ hostname: 'db-1', binary_path: '/tmp/.x/backdoor', port: 4444, accepts: 2, clients: 2 }]);
-  });
-
-  test('connection durations: the v2 Close duration where there is one, else Close minus Establish/Accept by cookie and host', async () => {
-    const r = await rows(readQuery('connection-duration'));
-    assert.deepEqual(
-      r.map((x) => [x.hostname, x.cookie, x.kind, x.binary_path, x.outcome, x.duration_ms]),
-      [
-        ['db-1', 300, '', '/usr/sbin/sshd', 'established', 86_400_000],
-        ['db-1', 200, 'TcpConnectionAccept', '/tmp/.x/backdoor', 'established', 600_000],
-        ['web-1', 224, 'TcpConnectionEstablish', '/usr/bin/curl', 'timeout', 130_000],
-        ['web-1', 401, 'TcpConnectionEstablish', '/usr/bin/python3', 'established', 5000],
-        ['web-1', 104, 'TcpConnectionEstablish', '/usr/bin/curl', 'established', 3000],
-        ['web-1', 102, 'TcpConnectionEstablish', '/usr/bin/curl', '', 2000],
-        ['web-1', 100, 'TcpConnectionEstablish', '/usr/bin/curl', '', 1500],
-        ['web-1', 101, 'TcpConnectionAccept', '/usr/sbin/nginx', '', 250],
-        ['db-1', 222, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 2],
-        ['web-1', 220, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
-        ['web-1', 221, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
-        ['web-1', 223, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
-      ],
-      'v1 Closes (outcome "") are timed from their opening; cookie 100 on db-1 has no Close there and stays out',
-    );
-  });
-
-  test('all events of one container, in time order', async () => {
-    const r = await rows(readQuery('container-events'));
-    assert.deepEqual(
-      r.map((x) => [x.timestamp, x.binary_path, x.type]),
-      [
-        ['2025-05-31T10:05:00.000Z', '/usr/sbin/nginx', 'TcpConnectionAccept'],
-        ['2025-05-31T10:05:00.250Z', '/usr/sbin/nginx', 'TcpConnectionClose'],
-        ['2025-05-31T11:15:00.000Z', '/usr/bin/curl', 'TcpConnectionEstablish'],
-        ['2025-05-31T11:15:02.000Z', '/usr/bin/curl', 'TcpConnectionClose'],
-        ['2025-06-01T06:00:00.000Z', '/usr/bin/wget', 'TcpConnectionEstablish'],
-      ],
-    );
-  });
-
-  test('new remote names per host: reached on 2025-06-02, never before on that host', async () => {
-    assert.deepEqual(await rows(readQuery('new-remote-names')), [
-      {
-        hostname: 'db-1',
-        remote_name: 'api.example.com',
-        first_seen: '2025-06-02T09:00:00.000Z',
-        first_binary: '/usr/bin/curl',
-        first_addr: '198.51.100.2',
-        connections: 1,
-      },
-      {
-        hostname: 'web-1',
-        remote_name: 'evil.example.net',
-        first_seen: '2025-06-02T08:30:00.000Z',
-        first_binary: '/usr/bin/python3',
-        first_addr: '203.0.113.99',
-        connections: 2,
-      },
-    ]);
-  });
-
-  test('top talkers by bytes per binary', async () => {
-    assert.deepEqual(await rows(readQuery('top-talkers-by-binary')), [
-      { binary_path: '/usr/bin/python3', bytes_sent: 2_000_000, bytes_received: 1000, bytes_total: 2_001_000, connections: 1, hosts: 1 },
-      { binary_path: '/tmp/.x/backdoor', bytes_sent: 4096, bytes_received: 1_048_576, bytes_total: 1_052_672, connections: 1, hosts: 1 },
-      { binary_path: '/usr/sbin/sshd', bytes_sent: 300_000, bytes_received: 50_000, bytes_total: 350_000, connections: 1, hosts: 1 },
-      { binary_path: '/usr/bin/curl', bytes_sent: 512, bytes_received: 20_000, bytes_total: 20_512, connections: 8, hosts: 2 },
-    ]);
-  });
-
-  test('refused connects per host per hour', async () => {
-    assert.deepEqual(await rows(readQuery('refused-connects-per-host-per-hour')), [
-      { dt: '2025-06-01', hour: 9, hostname: 'db-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
-      { dt: '2025-06-01', hour: 9, hostname: 'web-1', refused: 2, remote_addrs: 1, remote_ports: 1 },
-      { dt: '2025-06-01', hour: 10, hostname: 'web-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
-    ]);
-  });
-
-  test('listeners that never accepted: not the pre-fork server, not the host redis; the bind shell, the namespaced redis, the late dev server', async () => {
-    assert.deepEqual(await rows(readQuery('listeners-never-accepted')), [
-      {
-        hostname: 'web-1',
-        binary_path: '/tmp/.y/bindsh',
-        pid: 31337,
-        process_key: `${WEB.hostId}:31337:1748685951282000`,
-        netns: HOST_NETNS,
-        local_addr: '0.0.0.0',
-        port: 31337,
-        listened_at: '2025-06-01T07:00:00.000Z',
-      },
-      {
-        hostname: 'db-1',
-        binary_path: '/usr/bin/redis-server',
-        pid: 901,
-        process_key: `${DB.hostId}:901:1748685951282000`,
-        netns: REDIS_NETNS,
-        local_addr: '0.0.0.0',
-        port: 6379,
-        listened_at: '2025-06-01T08:00:00.500Z',
-      },
-      {
-        hostname: 'web-1',
-        binary_path: '/usr/local/bin/devserver',
-        pid: 5000,
-        process_key: `${WEB.hostId}:5000:1748685951282000`,
-        netns: HOST_NETNS,
-        local_addr: '0.0.0.0',
-        port: 8080,
-        listened_at: '2025-06-02T11:00:00.000Z',
-      },
-    ]);
-  });
-
-  test('the Athena view DDL, run over the table as Athena reads it (NULL in v1 objects), gives what netmon query gives', async () => {
-    const instance = await DuckDBInstance.create(':memory:');
-    const raw = await instance.connect();
-    try {
-      await raw.run(`CREATE VIEW ${EVENTS_TABLE} AS ${archiveSelect(dir, true)}`);
-      const nulls = await raw.runAndReadAll(
-        `SELECT count(*) FILTER (WHERE connection IS NULL AND process_key IS NULL) AS v1, count(*) AS n FROM ${EVENTS_TABLE}`,
-      );
-      assert.deepEqual(nulls.getRowsJson(), [['8', String(lines.length)]], 'the table reads the v1 objects with NULL connection and process_key');
-      await raw.run(viewDdl.trim().replace(/;\s*$/, ''));
-      const describe = async (c: typeof raw) => (await c.runAndReadAll(`DESCRIBE ${EVENTS_VIEW}`)).getRowsJson().map((r) => [r[0], r[1]]);
-      assert.deepEqual(await describe(raw), await describe(q.connection), 'same columns, same types');
-      const all = `SELECT to_json(e) AS j FROM ${EVENTS_VIEW} AS e ORDER BY source.seq`;
-      const got = (await raw.runAndReadAll(all)).getRowsJson().map((r) => r[0]);
-      assert.equal(got.length, lines.length);
-      assert.deepEqual(
-        got,
-        (await q.connection.runAndReadAll(all)).getRowsJson().map((r) => r[0]),
-      );
-    } finally {
-      raw.closeSync();
-      instance.closeSync();
-    }
-  });
-
-  test('an empty archive still has the views and their columns', async () => {
-    const empty = mkdtempSync(path.join(tmpdir(), 'netmon-query-empty-'));
-    const e = await ArchiveQuery.open(empty);
-    try {
+    test('SELECT * gives back the archived NetworkEvents, v1 ones with the defaults: same fields, same order, same JSON types, then event_time, dt, hour', async () => {
       for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
-        assert.deepEqual(await e.jsonRows(`SELECT count(*) AS n FROM ${view}`), ['{"n":0}']);
-        const t = await e.table(`SELECT * FROM ${view}`);
-        assert.deepEqual(t.columns, ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key', 'dt', 'hour']);
+        const out = await q.jsonRows(`SELECT * FROM ${view} ORDER BY source.seq`);
+        assert.equal(out.length, lines.length);
+        for (const [i, text] of out.entries()) {
+          const obj = JSON.parse(text) as Record<string, unknown>;
+          assertSpecOrder(obj);
+          assert.deepEqual(Object.keys(obj).slice(-3), ['event_time', 'dt', 'hour']);
+          const { event_time: eventTime, dt, hour, ...event } = obj;
+          assert.equal(
+            JSON.stringify(event),
+            JSON.stringify(withDefaults(events[i]!)),
+            `${view} row ${i}: the archived event (with the defaults), byte for byte once event_time, dt and hour are set aside`,
+          );
+          const ts = (event as { timestamp: string }).timestamp;
+          assert.equal(Date.parse(`${String(eventTime).replace(' ', 'T')}Z`), Date.parse(ts), `event_time ${eventTime} is ${ts}`);
+          assert.equal(dt, ts.slice(0, 10));
+          assert.equal(hour, Number(ts.slice(11, 13)));
+        }
       }
-      for (const name of ['top-talkers-by-binary', 'listeners-never-accepted', 'new-remote-names'])
-        assert.deepEqual(await e.jsonRows(readQuery(name)), [], name);
-    } finally {
-      e.close();
-      rmSync(empty, { recursive: true, force: true });
-    }
-  });
+    });
 
-  test('runQueryCommand --source DIR --json prints one object per row', async () => {
-    const chunks: string[] = [];
-    const io = { out: { write: (t: string) => chunks.push(t) }, err: { write: () => true } };
-    const code = await runQueryCommand(['SELECT count(*) AS n, max(process.cap_effective) AS caps FROM network_events', '--json', '--source', dir], io);
-    assert.equal(code, 0);
-    assert.equal(chunks.join(''), `{"n":${lines.length},"caps":${2 ** 40 - 1}}\n`);
+    test('event_time: range predicates in milliseconds', async () => {
+      const sql =
+        "SELECT count(*) AS n, min(\"timestamp\") AS first FROM netmon_events WHERE event_time >= TIMESTAMP '2025-06-01 05:09:00' AND event_time < TIMESTAMP '2025-06-01 05:11:00.001'";
+      assert.deepEqual(await rows(sql), [{ n: 3, first: '2025-06-01T05:09:00.000Z' }]);
+    });
+
+    test('partition columns prune: dt and hour', async () => {
+      assert.deepEqual(await rows("SELECT count(*) AS n FROM netmon_events WHERE dt = '2025-06-01' AND hour = 5"), [{ n: 5 }]);
+    });
+
+    test('connections per binary per day', async () => {
+      assert.deepEqual(await rows(readQuery('connections-per-binary-per-day')), [
+        { dt: '2025-05-31', binary_path: '/usr/bin/curl', connections: 3, hosts: 2 },
+        { dt: '2025-05-31', binary_path: '/usr/bin/ssh', connections: 1, hosts: 1 },
+        { dt: '2025-06-01', binary_path: '/usr/bin/curl', connections: 7, hosts: 2 },
+        { dt: '2025-06-01', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
+        { dt: '2025-06-02', binary_path: '/usr/bin/curl', connections: 2, hosts: 2 },
+        { dt: '2025-06-02', binary_path: '/usr/bin/python3', connections: 2, hosts: 1 },
+        { dt: '2025-06-02', binary_path: '/usr/bin/wget', connections: 1, hosts: 1 },
+      ]);
+    });
+
+    test('who talks to 203.0.113.7', async () => {
+      const r = await rows(readQuery('who-talks-to-address'));
+      assert.deepEqual(
+        r.map((x) => [x.hostname, x.binary_path, x.direction, x.connections]),
+        [
+          ['db-1', '/usr/bin/curl', 'TcpConnectionEstablish', 1],
+          ['web-1', '/usr/bin/curl', 'TcpConnectionEstablish', 1],
+          ['web-1', '/usr/sbin/nginx', 'TcpConnectionAccept', 1],
+        ],
+      );
+    });
+
+    test('listeners accepting on unusual ports', async () => {
+      assert.deepEqual(await rows(readQuery('unusual-listeners')), [{ hostname: 'db-1', binary_path: '/tmp/.x/backdoor', port: 4444, accepts: 2, clients: 2 }]);
+    });
+
+    test('connection durations: the v2 Close duration where there is one, else Close minus Establish/Accept by cookie and host', async () => {
+      const r = await rows(readQuery('connection-duration'));
+      assert.deepEqual(
+        r.map((x) => [x.hostname, x.cookie, x.kind, x.binary_path, x.outcome, x.duration_ms]),
+        [
+          ['db-1', 300, '', '/usr/sbin/sshd', 'established', 86_400_000],
+          ['db-1', 200, 'TcpConnectionAccept', '/tmp/.x/backdoor', 'established', 600_000],
+          ['web-1', 224, 'TcpConnectionEstablish', '/usr/bin/curl', 'timeout', 130_000],
+          ['web-1', 401, 'TcpConnectionEstablish', '/usr/bin/python3', 'established', 5000],
+          ['web-1', 104, 'TcpConnectionEstablish', '/usr/bin/curl', 'established', 3000],
+          ['web-1', 102, 'TcpConnectionEstablish', '/usr/bin/curl', '', 2000],
+          ['web-1', 100, 'TcpConnectionEstablish', '/usr/bin/curl', '', 1500],
+          ['web-1', 101, 'TcpConnectionAccept', '/usr/sbin/nginx', '', 250],
+          ['db-1', 222, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 2],
+          ['web-1', 220, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
+          ['web-1', 221, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
+          ['web-1', 223, 'TcpConnectionEstablish', '/usr/bin/curl', 'refused', 1],
+        ],
+        'v1 Closes (outcome "") are timed from their opening; cookie 100 on db-1 has no Close there and stays out',
+      );
+    });
+
+    test('all events of one container, in time order', async () => {
+      const r = await rows(readQuery('container-events'));
+      assert.deepEqual(
+        r.map((x) => [x.timestamp, x.binary_path, x.type]),
+        [
+          ['2025-05-31T10:05:00.000Z', '/usr/sbin/nginx', 'TcpConnectionAccept'],
+          ['2025-05-31T10:05:00.250Z', '/usr/sbin/nginx', 'TcpConnectionClose'],
+          ['2025-05-31T11:15:00.000Z', '/usr/bin/curl', 'TcpConnectionEstablish'],
+          ['2025-05-31T11:15:02.000Z', '/usr/bin/curl', 'TcpConnectionClose'],
+          ['2025-06-01T06:00:00.000Z', '/usr/bin/wget', 'TcpConnectionEstablish'],
+        ],
+      );
+    });
+
+    test('new remote names per host: reached on 2025-06-02, never before on that host', async () => {
+      assert.deepEqual(await rows(readQuery('new-remote-names')), [
+        {
+          hostname: 'db-1',
+          remote_name: 'api.example.com',
+          first_seen: '2025-06-02T09:00:00.000Z',
+          first_binary: '/usr/bin/curl',
+          first_addr: '198.51.100.2',
+          connections: 1,
+        },
+        {
+          hostname: 'web-1',
+          remote_name: 'evil.example.net',
+          first_seen: '2025-06-02T08:30:00.000Z',
+          first_binary: '/usr/bin/python3',
+          first_addr: '203.0.113.99',
+          connections: 2,
+        },
+      ]);
+    });
+
+    test('top talkers by bytes per binary', async () => {
+      assert.deepEqual(await rows(readQuery('top-talkers-by-binary')), [
+        { binary_path: '/usr/bin/python3', bytes_sent: 2_000_000, bytes_received: 1000, bytes_total: 2_001_000, connections: 1, hosts: 1 },
+        { binary_path: '/tmp/.x/backdoor', bytes_sent: 4096, bytes_received: 1_048_576, bytes_total: 1_052_672, connections: 1, hosts: 1 },
+        { binary_path: '/usr/sbin/sshd', bytes_sent: 300_000, bytes_received: 50_000, bytes_total: 350_000, connections: 1, hosts: 1 },
+        { binary_path: '/usr/bin/curl', bytes_sent: 512, bytes_received: 20_000, bytes_total: 20_512, connections: 8, hosts: 2 },
+      ]);
+    });
+
+    test('refused connects per host per hour', async () => {
+      assert.deepEqual(await rows(readQuery('refused-connects-per-host-per-hour')), [
+        { dt: '2025-06-01', hour: 9, hostname: 'db-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
+        { dt: '2025-06-01', hour: 9, hostname: 'web-1', refused: 2, remote_addrs: 1, remote_ports: 1 },
+        { dt: '2025-06-01', hour: 10, hostname: 'web-1', refused: 1, remote_addrs: 1, remote_ports: 1 },
+      ]);
+    });
+
+    test('listeners that never accepted: not the pre-fork server, not the host redis; the bind shell, the namespaced redis, the late dev server', async () => {
+      assert.deepEqual(await rows(readQuery('listeners-never-accepted')), [
+        {
+          hostname: 'web-1',
+          binary_path: '/tmp/.y/bindsh',
+          pid: 31337,
+          process_key: `${WEB.hostId}:31337:1748685951282000`,
+          netns: HOST_NETNS,
+          local_addr: '0.0.0.0',
+          port: 31337,
+          listened_at: '2025-06-01T07:00:00.000Z',
+        },
+        {
+          hostname: 'db-1',
+          binary_path: '/usr/bin/redis-server',
+          pid: 901,
+          process_key: `${DB.hostId}:901:1748685951282000`,
+          netns: REDIS_NETNS,
+          local_addr: '0.0.0.0',
+          port: 6379,
+          listened_at: '2025-06-01T08:00:00.500Z',
+        },
+        {
+          hostname: 'web-1',
+          binary_path: '/usr/local/bin/devserver',
+          pid: 5000,
+          process_key: `${WEB.hostId}:5000:1748685951282000`,
+          netns: HOST_NETNS,
+          local_addr: '0.0.0.0',
+          port: 8080,
+          listened_at: '2025-06-02T11:00:00.000Z',
+        },
+      ]);
+    });
+
+    test(`the Athena view DDL (${VIEW_FILES[layout]}, and the one over both tables), run over the tables as Athena reads them, gives what netmon query gives`, async () => {
+      const instance = await DuckDBInstance.create(':memory:');
+      const raw = await instance.connect();
+      try {
+        await raw.run("SET TimeZone = 'UTC'");
+        for (const m of COMPAT_MACROS) await raw.run(m);
+        await raw.run(`CREATE VIEW ${EVENTS_TABLE} AS ${archiveSelect(dir, layout !== 'parquet')}`);
+        await raw.run(`CREATE VIEW ${PARQUET_TABLE} AS ${parquetTableSelect([`${dir}-parquet`])}`);
+        const nulls = await raw.runAndReadAll(
+          `SELECT count(*) FILTER (WHERE connection IS NULL AND process_key IS NULL) AS v1, count(*) AS n FROM ${EVENTS_TABLE}`,
+        );
+        const inJson = layout === 'json' ? lines.length : layout === 'both' ? 8 : 0;
+        assert.deepEqual(
+          nulls.getRowsJson(),
+          [[String(Math.min(8, inJson)), String(inJson)]],
+          'the JSON table reads the v1 objects with NULL connection and process_key',
+        );
+        for (const file of new Set([VIEW_FILES[layout], VIEW_FILES.both])) {
+          await raw.run(readFileSync(path.join(athenaDir, file), 'utf8').trim().replace(/;\s*$/, ''));
+          const describe = async (c: typeof raw) => (await c.runAndReadAll(`DESCRIBE ${EVENTS_VIEW}`)).getRowsJson().map((r) => [r[0], r[1]]);
+          assert.deepEqual(await describe(raw), await describe(q.connection), `${file}: same columns, same types`);
+          const all = `SELECT to_json(e) AS j FROM ${EVENTS_VIEW} AS e ORDER BY source.seq`;
+          const got = (await raw.runAndReadAll(all)).getRowsJson().map((r) => r[0]);
+          assert.equal(got.length, lines.length, file);
+          assert.deepEqual(
+            got,
+            (await q.connection.runAndReadAll(all)).getRowsJson().map((r) => r[0]),
+            file,
+          );
+        }
+      } finally {
+        raw.closeSync();
+        instance.closeSync();
+      }
+    });
+
+    test('an empty archive still has the views and their columns', async () => {
+      const empty = mkdtempSync(path.join(tmpdir(), 'netmon-query-empty-'));
+      const e = await ArchiveQuery.open(empty);
+      try {
+        for (const view of [EVENTS_VIEW, EVENTS_TABLE]) {
+          assert.deepEqual(await e.jsonRows(`SELECT count(*) AS n FROM ${view}`), ['{"n":0}']);
+          const t = await e.table(`SELECT * FROM ${view}`);
+          assert.deepEqual(t.columns, [
+            'type',
+            'process',
+            'network_event',
+            'timestamp',
+            'host',
+            'source',
+            'connection',
+            'process_key',
+            'event_time',
+            'dt',
+            'hour',
+          ]);
+        }
+        for (const name of ['top-talkers-by-binary', 'listeners-never-accepted', 'new-remote-names'])
+          assert.deepEqual(await e.jsonRows(readQuery(name)), [], name);
+      } finally {
+        e.close();
+        rmSync(empty, { recursive: true, force: true });
+      }
+    });
+
+    test('runQueryCommand --source DIR --json prints one object per row', async () => {
+      const chunks: string[] = [];
+      const io = { out: { write: (t: string) => chunks.push(t) }, err: { write: () => true } };
+      // --source names one folder: the objects of both formats side by side, as the S3 mirror holds them.
+      const mirror = mkdtempSync(path.join(tmpdir(), 'netmon-query-mirror-'));
+      for (const d of archiveDirs(dir)) if (existsSync(d)) cpSync(d, mirror, { recursive: true });
+      const code = await runQueryCommand(['SELECT count(*) AS n, max(process.cap_effective) AS caps FROM network_events', '--json', '--source', mirror], io);
+      rmSync(mirror, { recursive: true, force: true });
+      assert.equal(code, 0);
+      assert.equal(chunks.join(''), `{"n":${lines.length},"caps":${2 ** 40 - 1}}\n`);
+    });
   });
-});
 
 // ---- v1 and v2 archive objects together -----------------------------------------
 
@@ -753,6 +924,14 @@ describe('netmon query reads a v1 and a v2 archive object together', () => {
     assert.equal(out, '{"dt":"2025-06-01","hour":10,"hostname":"web-1","refused":1,"remote_addrs":1,"remote_ports":1}\n');
   });
 });
+
+/** The files under `dir` (none if it does not exist). */
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((d) => d.isFile())
+    .map((d) => path.join(d.parentPath, d.name));
+}
 
 /** The archive's data objects under `dir`, in path order, with their first line. */
 function listObjects(dir: string): { rel: string; text: string }[] {

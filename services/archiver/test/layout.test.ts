@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { dataKey, hourOf, manifestKey, parseDataKey } from '../src/layout';
+import { dataKey, dataPrefix, hourOf, manifestKey, parseDataKey } from '../src/layout';
 
 describe('layout', () => {
   test('hour partition of spec timestamps is sliced, others converted to UTC', () => {
@@ -13,8 +13,19 @@ describe('layout', () => {
   test('data keys: prefix, Hive partitions, topic+partition+padded first offset', () => {
     const key = dataKey('netmon/events', 'netmon.events.v1', 3, { dt: '2025-05-31', hour: '07' }, 1234);
     assert.equal(key, 'netmon/events/dt=2025-05-31/hour=07/netmon.events.v1+3+00000000000000001234.json.gz');
-    assert.deepEqual(parseDataKey(key), { dt: '2025-05-31', hour: '07', topic: 'netmon.events.v1', partition: 3, firstOffset: 1234 });
+    assert.deepEqual(parseDataKey(key), { dt: '2025-05-31', hour: '07', topic: 'netmon.events.v1', partition: 3, firstOffset: 1234, format: 'json' });
     assert.equal(parseDataKey('netmon/events/_flushes/x+1/0001.json'), undefined);
+  });
+
+  test('Parquet keys: their own prefix beside s3.prefix (never inside it), same partitions and names, .parquet', () => {
+    const key = dataKey('netmon/events', 'netmon.events.v1', 3, { dt: '2025-05-31', hour: '07' }, 1234, 'parquet');
+    assert.equal(key, 'netmon/events-parquet/dt=2025-05-31/hour=07/netmon.events.v1+3+00000000000000001234.parquet');
+    assert.ok(!key.startsWith('netmon/events/'));
+    assert.deepEqual(parseDataKey(key), { dt: '2025-05-31', hour: '07', topic: 'netmon.events.v1', partition: 3, firstOffset: 1234, format: 'parquet' });
+    assert.equal(dataPrefix('netmon/events', 'json'), 'netmon/events');
+    assert.equal(dataPrefix('netmon/events', 'parquet'), 'netmon/events-parquet');
+    // One manifest place for both formats.
+    assert.equal(manifestKey('netmon/events', 't', 0, 5), 'netmon/events/_flushes/t+0/00000000000000000005.json');
   });
 
   test('keys sort by offset within a partition', () => {
