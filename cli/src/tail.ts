@@ -18,6 +18,7 @@ import {
   networkEventCodec,
   rawRecordCodec,
   resolveTopic,
+  unreachableLine,
 } from '@netmon/common';
 
 const USAGE = `Usage: netmon tail --topic raw|events|dlq|NAME [options]
@@ -49,12 +50,6 @@ function headerText(headers: MessageHeaders | undefined, name: string): string {
 }
 
 /** The innermost message of an error chain (librdkafka's own words). */
-function rootCause(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown };
-  while (e.cause && typeof e.cause === 'object') e = e.cause as { message?: string; cause?: unknown };
-  return e.message ?? describeError(err);
-}
-
 /** Turns one message's value into its JSON lines (a raw message packs several records). */
 export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers?: MessageHeaders): string[] {
   if (kind === 'dlq') {
@@ -125,8 +120,7 @@ export async function runTailCommand(argv: string[]): Promise<number> {
     });
   } catch (err) {
     if (idleTimer) clearInterval(idleTimer);
-    const local = config.source === '(defaults)' ? ' For the local stack: ./bin/netmon.js stack up' : '';
-    process.stderr.write(`netmon tail: cannot reach Kafka at ${config.kafka.brokers.join(',')}: ${rootCause(err)}; is the broker running?${local}\n`);
+    process.stderr.write(`${unreachableLine('tail', 'Kafka', config, err)}\n`);
     return 1;
   }
   consumer.subscribe([topic]);

@@ -3,20 +3,68 @@
 // and a live view of the events topic. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_BROKERS, DEFAULT_S3, NativeConsumer, type NetmonConfig, createLogger, networkEventCodec } from '@netmon/common';
+import { archiverLag } from '@netmon/archiver';
+import {
+  DEFAULT_BROKERS,
+  DEFAULT_S3,
+  LOCAL_RUN_FLUSH,
+  NativeConsumer,
+  type NetmonConfig,
+  checkKafka,
+  checkS3,
+  createLogger,
+  loadConfig,
+  networkEventCodec,
+  unreachableLine,
+} from '@netmon/common';
 import { stackDown, stackLayout, stackStatus, stackUp } from '../stack/index.js';
+import { formatStatus, sensorLosses, topicSize } from './status';
 import { formatEvent } from './view';
 
 const SERVICES = ['sensor', 'enricher', 'archiver'] as const;
 const BIN = path.resolve(__dirname, '../../../../bin/netmon.js');
+const STATUS_EVERY_MS = 5000;
+
+/**
+ * The configuration the services of a local run get: with no file of the
+ * user's, the local stack's defaults with the local flush policy (written
+ * under .stack/run/); a user's file as it is.
+ */
+function localRunConfig(config: NetmonConfig, configFile: string | undefined): { file: string | undefined; config: NetmonConfig } {
+  if (configFile || config.source !== '(defaults)') return { file: configFile, config };
+  const file = path.join(stackLayout().dir, 'run', 'netmon-run.yaml');
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    `# written by netmon run --pipeline: the local stack's defaults, with a flush policy for people waiting\narchiver: { idle_flush_s: ${LOCAL_RUN_FLUSH.idleFlushS}, flush_span_s: ${LOCAL_RUN_FLUSH.flushSpanS} }\n`,
+  );
+  return { file, config: loadConfig(file) };
+}
 
 function usesLocalStack(config: NetmonConfig): boolean {
   return config.kafka.brokers.join(',') === DEFAULT_BROKERS.join(',') && config.s3.endpoint === DEFAULT_S3.endpoint;
 }
 
-export async function runPipeline(config: NetmonConfig, configFile: string | undefined): Promise<number> {
+/** Waits (60 s at most) for the sensor's /readyz: its probes attached and its first records sent. */
+async function sensorReady(config: NetmonConfig, sensor: ChildProcess): Promise<boolean> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && sensor.exitCode === null) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${config.sensor.metricsPort}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+export async function runPipeline(given: NetmonConfig, givenFile: string | undefined): Promise<number> {
+  let config = given;
+  let configFile = givenFile;
   const say = (msg: string) => process.stderr.write(`netmon run: ${msg}\n`);
   let stopping = false;
   // The local stack is stopped at the end only if this command started it.
@@ -24,7 +72,25 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
   if (usesLocalStack(config)) {
     say('starting the local stack (Kafka + S3)…');
     await stackUp({ log: (m) => process.stderr.write(`${m}\n`) });
+  } else {
+    // Configured servers: say at once, in one line, when one cannot be reached.
+    for (const [service, check] of [
+      ['Kafka', checkKafka],
+      ['S3', checkS3],
+    ] as const) {
+      try {
+        await check(config);
+      } catch (err) {
+        process.stderr.write(`${unreachableLine('run', service, config, err)}\n`);
+        return 1;
+      }
+    }
   }
+  ({ file: configFile, config } = localRunConfig(config, configFile));
+  const { idleFlushS, flushSpanS } = config.archiver;
+  say(
+    `the archiver writes within ${idleFlushS} s of the last event, ${flushSpanS} s at most${configFile?.endsWith('netmon-run.yaml') ? ' (the local flush policy; production defaults: 30 s, 300 s)' : ''}`,
+  );
   const logDir = stackLayout().logs;
   mkdirSync(logDir, { recursive: true });
   const children = new Map<string, ChildProcess>();
@@ -39,6 +105,9 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
     children.set(name, child);
     say(`${name} started, pid ${child.pid}, log ${log}`);
   }
+  // Connections are recorded once the sensor's probes are attached: say when.
+  if (await sensorReady(config, children.get('sensor')!)) say('sensor ready: every TCP connection on this host is recorded from now on');
+  else say(`the sensor is not ready yet; its log: ${path.join(logDir, 'sensor.log')}`);
   const archive = `${config.s3.endpoint ? `${config.s3.endpoint}/` : 's3://'}${config.s3.bucket}/${config.s3.prefix}/`;
   say(`events are archived under ${archive} (dt=YYYY-MM-DD/hour=HH/); query them with: ./bin/netmon.js query "SELECT * FROM network_events LIMIT 10"`);
   say('live view of the events topic (Ctrl-C stops everything):');
@@ -51,11 +120,27 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
   });
   consumer.subscribe([config.topics.events]);
   const codec = networkEventCodec();
+  // The status line goes with the events on a terminal, to stderr when stdout is a file.
+  const statusOut = process.stdout.isTTY ? process.stdout : process.stderr;
+  let seen = 0;
+  let lastStatus = Date.now();
+  const status = async () => {
+    const seconds = (Date.now() - lastStatus) / 1000;
+    const [lag, dlq, losses] = await Promise.all([
+      archiverLag(config, 2000).catch(() => undefined),
+      topicSize(consumer, config.topics.dlq).catch(() => undefined),
+      sensorLosses(config),
+    ]);
+    statusOut.write(`${formatStatus({ eventsPerS: seen / seconds, archiverWaiting: lag?.waiting, dlq, ...losses })}\n`);
+    seen = 0;
+    lastStatus = Date.now();
+  };
   const view = (async () => {
     while (!stopping) {
       let text = '';
       for (const message of await consumer.consume(500)) {
         if (!message.value) continue;
+        seen++;
         try {
           text += `${formatEvent(codec.decode(message.value))}\n`;
         } catch {
@@ -63,6 +148,7 @@ export async function runPipeline(config: NetmonConfig, configFile: string | und
         }
       }
       if (text) process.stdout.write(text);
+      if (Date.now() - lastStatus >= STATUS_EVERY_MS) await status();
     }
   })().catch(() => undefined); // a read cut short by the disconnect below
 

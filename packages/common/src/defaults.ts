@@ -42,3 +42,11 @@ export const DEFAULT_REDACT_ARGS: { arg?: string; flag?: string; binary?: string
   // curl -u user:pass
   { flag: '-u|--user', binary: '^curl$' },
 ];
+
+/**
+ * The archiver flush policy `netmon run --pipeline` gives the local stack
+ * (with no config file of the user's): a connection is queryable seconds
+ * later. Production keeps the Athena-sized defaults (idle_flush_s 30,
+ * flush_span_s 300).
+ */
+export const LOCAL_RUN_FLUSH = { idleFlushS: 2, flushSpanS: 10 } as const;

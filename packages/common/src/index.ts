@@ -15,3 +15,4 @@ export { crc64Avro } from './avro/crc64';
 export { SingleObjectCodec, fingerprint } from './avro/single-object';
 export { codecFor, networkEventCodec, rawRecordCodec, readSchema, schemaDir } from './avro/schemas';
 export * from './dns';
+export * from './reach';

@@ -18,6 +18,9 @@ import {
   type ProducerGlobalConfig,
   type TopicPartitionOffset,
 } from '@confluentinc/kafka-javascript';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
 import type { KafkaSettings } from './config';
 import { NetmonError } from './errors';
 import type { Logger } from './logger';
@@ -52,7 +55,9 @@ export function rdkafkaSettings(settings: KafkaSettings, clientSuffix: string): 
     'client.id': clientSuffix ? `${settings.clientId}-${clientSuffix}` : settings.clientId,
     'socket.keepalive.enable': true,
     'reconnect.backoff.max.ms': 5000,
-    log_level: 4, // warnings and worse
+    // info: connectClient hears why a connection closed (a plaintext client on a
+    // TLS listener is told so at info only); forwardLogs passes warnings and worse
+    log_level: 6,
   };
   const tls = settings.ssl !== false;
   config['security.protocol'] = settings.sasl ? (tls ? 'sasl_ssl' : 'sasl_plaintext') : tls ? 'ssl' : 'plaintext';
@@ -70,7 +75,13 @@ export function rdkafkaSettings(settings: KafkaSettings, clientSuffix: string): 
   return config;
 }
 
-type Emitter = { on(event: string, listener: (...args: never[]) => void): unknown };
+type Emitter = {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+};
+
+/** librdkafka's log lines forwarded: warnings and worse (syslog severities). */
+const FORWARDED_SEVERITY = 4;
 
 /** The same librdkafka message is logged at most once per this long (a broker down repeats it many times a second). */
 const REPEAT_MS = 30_000;
@@ -94,6 +105,7 @@ export function forwardLogs(client: Producer | KafkaConsumer, logger: Logger, na
     logger[level]({ kafka: name, ...fields, ...(seen?.held ? { repeated: seen.held } : {}) }, message);
   };
   emitter.on('event.log', (e: { severity: number; fac: string; message: string }) => {
+    if (e.severity > FORWARDED_SEVERITY) return;
     // the facility and broker name, not the changing details, make a repeat
     log(SYSLOG_LEVELS[e.severity] ?? 'info', { facility: e.fac }, e.message.replace(/ \(after \d+ms.*\)$/, ''));
   });
@@ -104,12 +116,150 @@ export function forwardLogs(client: Producer | KafkaConsumer, logger: Logger, na
   });
 }
 
-/** Connects a client; on failure closes it (nothing left retrying in the background) and rejects with the cause. */
-export function connectClient<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs = 10_000): Promise<T> {
+/** Why connecting failed, from librdkafka's log of the broker connection. */
+export interface ConnectFailure {
+  /** The broker as librdkafka names it, e.g. sasl_ssl://127.0.0.1:9192 */
+  broker: string;
+  reason: string;
+  /** librdkafka's code: ERR__AUTHENTICATION, ERR__SSL or ERR__TRANSPORT */
+  code: number;
+  /** A setting that cannot work (credentials, CA, protocol), not a passing outage. */
+  setting: boolean;
+}
+
+/**
+ * Classifies one of librdkafka's FAIL log lines ("[thrd:…]: <broker>/<id>: <what> (after Nms in state S)"):
+ * credentials, certificates and a plaintext client on a TLS listener are
+ * settings; anything else (connection refused, a broker restarting) an outage.
+ */
+export function connectFailure(message: string, tls: boolean): ConnectFailure | undefined {
+  const m = /^(?:\[thrd:[^\]]*\]: )?(\S+?)(?:\/(?:bootstrap|\d+))?: (.*)$/s.exec(message);
+  if (!m) return undefined;
+  const broker = m[1]!;
+  const what = m[2]!
+    .replace(/ \(after \d+ms in state .*$/s, '') // the timing, the state, repeats
+    .replace(/, verify that ssl\.ca\.location .*$/s, '') // librdkafka's setting names: ours follow
+    .trim();
+  const E = CODES.ERRORS;
+  if (/SASL authentication error|Authentication failed|SASL .*mechanism/i.test(what)) {
+    return { broker, reason: `${what} (check kafka.sasl: user name, password, mechanism)`, code: E.ERR__AUTHENTICATION, setting: true };
+  }
+  if (/SSL handshake failed|certificate verify failed|SSL routines/i.test(what)) {
+    return { broker, reason: `${what} (check kafka.ssl.ca_file: the CA that signed the broker's certificate)`, code: E.ERR__SSL, setting: true };
+  }
+  if (!tls && /state APIVERSION_QUERY/.test(m[2]!) && /Disconnected|closed by peer/i.test(what)) {
+    return {
+      broker,
+      reason: 'the broker closed the connection at the Kafka handshake: a TLS listener? (kafka.ssl is not set: this client speaks plaintext)',
+      code: E.ERR__TRANSPORT,
+      setting: true,
+    };
+  }
+  return { broker, reason: what, code: E.ERR__TRANSPORT, setting: false };
+}
+
+/** OpenSSL's verification codes, as Node reports them, said plainly. */
+const UNTRUSTED: Record<string, string> = {
+  SELF_SIGNED_CERT_IN_CHAIN: "the broker's certificate chain ends in a CA the CA file does not hold",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the broker's certificate is self-signed and not in the CA file",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the broker's certificate is signed by a CA the CA file does not hold",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the broker's certificate is signed by a CA the CA file does not hold",
+  UNABLE_TO_GET_ISSUER_CERT: "the broker's certificate is signed by a CA the CA file does not hold",
+  CERT_HAS_EXPIRED: "the broker's certificate has expired",
+  CERT_NOT_YET_VALID: "the broker's certificate is not valid yet",
+};
+
+/**
+ * Whether the first bootstrap broker that completes a TLS handshake has a
+ * certificate the client's CA file (ssl.ca.location) trusts, for its address.
+ * librdkafka, on a certificate it does not trust, reconnects about twenty
+ * times a second (its reconnect back-off does not apply to handshake failures:
+ * ~190 handshakes in 10 s, measured on the secure stack); this one handshake
+ * beforehand turns that into one clear error. Undefined (no verdict) without a
+ * CA file or verification, or when no broker completes a handshake: librdkafka
+ * then connects and reports as it does.
+ */
+export async function untrustedBroker(config: Record<string, unknown>, timeoutMs = 3000): Promise<ConnectFailure | undefined> {
+  const protocol = String(config['security.protocol'] ?? '').toLowerCase();
+  const caFile = config['ssl.ca.location'];
+  if (!protocol.endsWith('ssl') || typeof caFile !== 'string' || config['enable.ssl.certificate.verification'] === false) return undefined;
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caFile);
+  } catch {
+    return undefined; // librdkafka says what is wrong with the file
+  }
+  for (const address of String(config['bootstrap.servers'] ?? '').split(',')) {
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(address.slice(i + 1));
+    if (!host || !port) continue;
+    const verdict = await new Promise<string | null | undefined>((resolve) => {
+      const socket = tls.connect({ host, port, ca, rejectUnauthorized: false, servername: isIP(host) ? undefined : host, timeout: timeoutMs });
+      const done = (v: string | null | undefined) => {
+        socket.destroy();
+        resolve(v);
+      };
+      socket.once('secureConnect', () => {
+        if (!socket.authorized) return done(String(socket.authorizationError));
+        const mismatch = tls.checkServerIdentity(host, socket.getPeerCertificate());
+        done(mismatch ? mismatch.message : null);
+      });
+      socket.once('error', () => done(undefined)); // refused, reset, not TLS: no verdict
+      socket.once('timeout', () => done(undefined));
+    });
+    if (verdict === null) return undefined;
+    if (verdict !== undefined) {
+      const what = UNTRUSTED[verdict] ? `${UNTRUSTED[verdict]} (${verdict})` : verdict;
+      return {
+        broker: `${protocol}://${address}`,
+        reason: `SSL handshake failed: certificate verify failed: ${what} (check kafka.ssl.ca_file: the CA that signed the broker's certificate)`,
+        code: CODES.ERRORS.ERR__SSL,
+        setting: true,
+      };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Connects a client; on failure closes it (nothing left retrying in the
+ * background) and rejects with one line naming the client, the broker and the
+ * cause librdkafka logged (wrong credentials, an unknown CA, a plaintext client
+ * on a TLS listener, connection refused), not only "broker transport failure".
+ * A broker certificate the CA file does not trust fails at once, before
+ * librdkafka connects (untrustedBroker). Otherwise librdkafka reconnects until
+ * timeoutMs with its exponential back-off (reconnect.backoff.ms to
+ * reconnect.backoff.max.ms); failing sooner would not stop it: the handle
+ * cannot be destroyed while the connect's metadata request waits.
+ */
+export async function connectClient<T extends Producer | KafkaConsumer>(client: T, name: string, timeoutMs = 10_000): Promise<T> {
+  const emitter = client as unknown as Emitter;
+  const config = (client as unknown as { globalConfig?: Record<string, unknown> }).globalConfig ?? {};
+  const untrusted = await untrustedBroker(config, Math.min(3000, timeoutMs));
+  if (untrusted) {
+    const why = Object.assign(new Error(untrusted.reason), { code: untrusted.code });
+    throw new KafkaClientError(`${name}: connecting to ${untrusted.broker}: ${untrusted.reason}`, untrusted.code, { cause: why });
+  }
+  const tlsOn = /ssl/i.test(String(config['security.protocol'] ?? ''));
+  const brokers = String(config['bootstrap.servers'] ?? '?');
+  let cause: ConnectFailure | undefined;
+  const onLog = (e: { severity: number; fac: string; message: string }) => {
+    if (e.fac !== 'FAIL') return;
+    const f = connectFailure(e.message, tlsOn);
+    // a setting's failure is the cause; an outage's only until one is seen
+    if (f && (f.setting || !cause?.setting)) cause = f;
+  };
+  emitter.on('event.log', onLog);
   return new Promise((resolve, reject) => {
     client.connect({ timeout: timeoutMs }, (err) => {
+      emitter.removeListener('event.log', onLog);
       if (!err) return resolve(client);
-      reject(kafkaFailure(name, 'connecting', err));
+      if (!cause) reject(new KafkaClientError(`${name}: connecting to ${brokers}: ${err.message}`, err.code, { cause: err }));
+      else {
+        const why = Object.assign(new Error(cause.reason), { code: cause.code, origin: err });
+        reject(new KafkaClientError(`${name}: connecting to ${cause.broker}: ${cause.reason}`, cause.code, { cause: why }));
+      }
       try {
         client.disconnect(); // no client left retrying in the background
       } catch {
@@ -313,6 +463,37 @@ export class NativeConsumer {
 
   resume(partitions: Array<{ topic: string; partition: number }>): void {
     this.native.resume(partitions);
+  }
+
+  /** The partition ids of `topic` ([] when it does not exist). */
+  partitions(topic: string, timeoutMs = 10_000): Promise<number[]> {
+    return new Promise((resolve, reject) =>
+      this.native.getMetadata({ topic, timeout: timeoutMs }, (err, md) =>
+        err
+          ? reject(kafkaFailure(this.name, `metadata of ${topic}`, err))
+          : resolve(md.topics.find((t) => t.name === topic)?.partitions.map((p) => p.id) ?? []),
+      ),
+    );
+  }
+
+  /** The partition's first and next offsets. */
+  watermarks(topic: string, partition: number, timeoutMs = 10_000): Promise<{ lowOffset: number; highOffset: number }> {
+    return new Promise((resolve, reject) =>
+      this.native.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) =>
+        err ? reject(kafkaFailure(this.name, `watermarks of ${topic}[${partition}]`, err)) : resolve(o),
+      ),
+    );
+  }
+
+  /** The group's committed offsets of the partitions (-1 or less: none committed). */
+  committed(topic: string, partitions: number[], timeoutMs = 10_000): Promise<Map<number, number>> {
+    return new Promise((resolve, reject) =>
+      this.native.committed(
+        partitions.map((partition) => ({ topic, partition })),
+        timeoutMs,
+        (err, tps) => (err ? reject(kafkaFailure(this.name, `committed offsets of ${topic}`, err)) : resolve(new Map(tps.map((t) => [t.partition, t.offset])))),
+      ),
+    );
   }
 
   disconnect(): Promise<void> {

@@ -14,11 +14,14 @@ import {
   createLogger,
   createS3Client,
   describeError,
+  isUnreachable,
   loadConfig,
   parseFlags,
   stringFlag,
+  unreachableLine,
 } from '@netmon/common';
 import { Archiver } from './archiver';
+import { archiverLag, waitingLine } from './lag';
 import { ArchiveQuery, cacheRoot, formatTable, syncArchive } from './query';
 import { ArchiveStore } from './store';
 
@@ -161,6 +164,7 @@ export async function runQueryCommand(argv: string[], io: CommandIo = { out: pro
   if (!args) return 0; // --help
   const { sql, source } = args;
   let dir: string;
+  let lag: Promise<string> = Promise.resolve('');
   if (source === 's3') {
     const config = loadConfig(args.config);
     const store = new ArchiveStore(createS3Client(config.s3), config.s3);
@@ -169,11 +173,17 @@ export async function runQueryCommand(argv: string[], io: CommandIo = { out: pro
       const r = await syncArchive(store, config.s3.prefix, dir);
       io.err.write(`netmon query: s3://${config.s3.bucket}/${config.s3.prefix}: ${r.objects} objects, ${r.downloaded} fetched into ${dir}\n`);
     } catch (err) {
-      io.err.write(`netmon query: cannot read the archive from S3: ${describeError(err)}\n`);
+      io.err.write(
+        isUnreachable(err) ? `${unreachableLine('query', 'S3', config, err)}\n` : `netmon query: cannot read the archive from S3: ${describeError(err)}\n`,
+      );
       return 1;
     } finally {
       store.client.destroy();
     }
+    lag = archiverLag(config).then(
+      (l) => waitingLine(l, config),
+      () => '', // Kafka away: the archive is all there is to say
+    );
   } else {
     dir = path.resolve(source);
   }
@@ -186,6 +196,8 @@ export async function runQueryCommand(argv: string[], io: CommandIo = { out: pro
       const t = await q.table(sql);
       io.out.write(formatTable(t.columns, t.rows));
     }
+    const waiting = await lag;
+    if (waiting) io.err.write(`${waiting}\n`);
     return 0;
   } catch (err) {
     io.err.write(`netmon query: ${(err as Error).message}\n`);

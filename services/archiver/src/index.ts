@@ -21,3 +21,4 @@ export { eventColumns, hiveType, duckdbType, PARTITION_COLUMNS, type Column, typ
 export { dataKey, manifestKey, manifestDir, parseDataKey, hourOf } from './layout';
 export { decodeManifest, type Manifest } from './manifest';
 export * from './errors';
+export { archiverLag, waitingLine, type ArchiverLag } from './lag';
