@@ -14,3 +14,17 @@ export {
   type StackOptions,
 } from './stack';
 export { TOPIC_PARTITIONS } from './kafka';
+export {
+  ADMIN_USER,
+  SECURE_USERS,
+  DEFAULT_PIPELINE_NAMES,
+  type SecureLayout,
+  secureLayout,
+  secureSettings,
+  secureUsers,
+  clientYaml,
+  makeCa,
+  applyServiceAcls,
+  removeServiceAcls,
+} from './secure';
+export { type AclRule, type PipelineNames, type ServiceUsers, DEFAULT_SERVICE_USERS, serviceAcls, aclCommand, aclEntries } from './acl';

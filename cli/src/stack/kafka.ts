@@ -17,14 +17,13 @@ export function kafkaMarkers(layout: StackLayout): string[] {
   return ['-Dnetmon.stack.service=kafka', `-Dnetmon.stack.dir=${layout.dir}`];
 }
 
-/** A quiet, non-retrying client: the stack does its own waiting. */
 /** The local broker as the services' Kafka settings (plain text, no auth). */
 function settingsOf(layout: StackLayout): KafkaSettings {
   return { brokers: [layout.kafka.address], clientId: 'netmon-stack', compression: 'none', ssl: false };
 }
 
 /** librdkafka's own lines while the broker starts are expected: keep them out of the output. */
-const quiet = createLogger('stack', 'fatal');
+export const quiet = createLogger('stack', 'fatal');
 
 function writeConfig(layout: StackLayout): void {
   const k = layout.kafka;
@@ -32,7 +31,7 @@ function writeConfig(layout: StackLayout): void {
 }
 
 /** A Kafka cluster id: 16 random bytes, base64url, not starting with '-' (as Uuid.randomUuid). */
-function newClusterId(): string {
+export function newClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
@@ -71,25 +70,31 @@ export async function launchKafka(layout: StackLayout): Promise<number> {
   writeConfig(layout);
   return spawnDetached({
     command: findJava(),
-    args: [
-      '-Xms256m',
-      '-Xmx1g',
-      '-XX:+UseG1GC',
-      '-XX:MaxGCPauseMillis=20',
-      '-XX:+ExitOnOutOfMemoryError',
-      '-Djava.awt.headless=true',
-      `-Dlog4j2.configurationFile=${k.log4j}`,
-      `-Dkafka.logs.dir=${layout.logs}`,
-      ...kafkaMarkers(layout),
-      '-cp',
-      classPath(k),
-      'kafka.Kafka',
-      k.config,
-    ],
+    args: brokerJvmArgs(layout, kafkaMarkers(layout), k.config),
     cwd: path.dirname(k.config),
     logFile: k.log,
     pidFile: k.pidFile,
   });
+}
+
+/** The java command line of a broker of this stack: its markers, then kafka.Kafka CONFIG. */
+export function brokerJvmArgs(layout: StackLayout, markers: string[], config: string): string[] {
+  const k = layout.kafka;
+  return [
+    '-Xms256m',
+    '-Xmx1g',
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-XX:+ExitOnOutOfMemoryError',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${k.log4j}`,
+    `-Dkafka.logs.dir=${layout.logs}`,
+    ...markers,
+    '-cp',
+    classPath(k),
+    'kafka.Kafka',
+    config,
+  ];
 }
 
 async function withTimeout<T>(ms: number, what: string, body: Promise<T>): Promise<T> {
@@ -106,11 +111,16 @@ async function withTimeout<T>(ms: number, what: string, body: Promise<T>): Promi
 
 /** Whether the broker answers: list its topics. */
 export async function kafkaAnswers(layout: StackLayout, timeoutMs = 4000): Promise<{ ok: boolean; detail: string }> {
+  return brokerAnswers(settingsOf(layout), timeoutMs);
+}
+
+/** Whether a broker answers these client settings: list its topics. */
+export async function brokerAnswers(settings: KafkaSettings, timeoutMs = 4000): Promise<{ ok: boolean; detail: string }> {
   try {
     const topics = await withTimeout(
       timeoutMs,
       'kafka',
-      withAdmin(settingsOf(layout), (admin) => admin.listTopics(timeoutMs)),
+      withAdmin(settings, (admin) => admin.listTopics(timeoutMs)),
     );
     return { ok: true, detail: `${topics.filter((t) => !t.startsWith('__')).length} topics` };
   } catch (err) {
@@ -137,15 +147,20 @@ export async function waitKafkaReady(layout: StackLayout, pid: number, timeoutMs
 
 /** Creates the Netmon topics that are missing. */
 export async function ensureTopics(layout: StackLayout, log: (msg: string) => void): Promise<void> {
+  await createTopics(settingsOf(layout), Object.values(DEFAULT_TOPICS), log, layout.kafka.log);
+}
+
+/** Creates the topics that are missing, TOPIC_PARTITIONS partitions each. */
+export async function createTopics(settings: KafkaSettings, topics: string[], log: (msg: string) => void, logFile: string): Promise<void> {
   try {
-    const created = await withAdmin(settingsOf(layout), async (admin) => {
+    const created = await withAdmin(settings, async (admin) => {
       const made: string[] = [];
-      for (const topic of Object.values(DEFAULT_TOPICS)) if (await admin.createTopic(topic, TOPIC_PARTITIONS, 1, {}, 30_000)) made.push(topic);
+      for (const topic of topics) if (await admin.createTopic(topic, TOPIC_PARTITIONS, 1, {}, 30_000)) made.push(topic);
       return made;
     });
     if (created.length > 0) log(`kafka: created topics ${created.join(', ')} (${TOPIC_PARTITIONS} partitions each)`);
   } catch (err) {
-    throw new StackError('create kafka topics', (err as Error).message, layout.kafka.log, { cause: err });
+    throw new StackError('create kafka topics', (err as Error).message, logFile, { cause: err });
   }
 }
 
@@ -155,7 +170,11 @@ export async function ensureTopics(layout: StackLayout, log: (msg: string) => vo
  * a test does not meet "coordinator is loading" on a fresh broker.
  */
 export async function warmUpCoordinators(layout: StackLayout, timeoutMs = 60_000): Promise<void> {
-  const settings = settingsOf(layout);
+  await warmUp(settingsOf(layout), layout.kafka.log, timeoutMs);
+}
+
+/** warmUpCoordinators with these client settings (a principal allowed to use any group and transactional id). */
+export async function warmUp(settings: KafkaSettings, logFile: string, timeoutMs = 60_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < until) {
@@ -180,5 +199,5 @@ export async function warmUpCoordinators(layout: StackLayout, timeoutMs = 60_000
       await consumer?.disconnect();
     }
   }
-  throw new StackError('warm up kafka coordinators', (last as Error)?.message ?? 'timeout', layout.kafka.log, { cause: last });
+  throw new StackError('warm up kafka coordinators', (last as Error)?.message ?? 'timeout', logFile, { cause: last });
 }

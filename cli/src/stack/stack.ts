@@ -6,6 +6,7 @@ import { ensureTopics, formatStorage, launchKafka, waitKafkaReady, warmUpCoordin
 import { type ServiceName, type StackLayout, stackLayout } from './layout';
 import { findByMarkers, portOpen, runningPid, stopPid, withLock } from './process';
 import { ensureBucket, launchS3, waitS3Ready } from './s3';
+import { startSecure, stopSecure } from './secure';
 import { type StackStatus, collectStatus, markersOf, serviceStatus, type ServiceStatus } from './status';
 import { findJava } from './tools';
 
@@ -14,10 +15,15 @@ export interface StackOptions {
   dir?: string;
   /** Progress lines; default: stderr. */
   log?: (msg: string) => void;
+  /**
+   * The secure broker (secure.ts) alone: `up` starts it, `down` stops it
+   * (plain `down` stops it too), `status` reports it even when it does not run.
+   */
+  secure?: boolean;
 }
 
 /** SIGTERM grace before SIGKILL: Kafka shuts down in a few seconds, S3Proxy at once. */
-const GRACE_MS: Record<ServiceName, number> = { kafka: 30_000, s3: 10_000 };
+const GRACE_MS: Record<ServiceName | 'kafka-secure', number> = { kafka: 30_000, s3: 10_000, 'kafka-secure': 30_000 };
 const LOCK_WAIT_MS = 300_000;
 
 const stderrLog = (msg: string) => process.stderr.write(`netmon stack: ${msg}\n`);
@@ -87,6 +93,7 @@ async function provision(layout: StackLayout, log: (msg: string) => void): Promi
 export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
   const { layout, log } = context(opts);
   const started = Date.now();
+  if (opts.secure) return secureUp(layout, log);
   return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
     const before = await collectStatus(layout);
     if (before.up) {
@@ -111,17 +118,39 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
   });
 }
 
-/** Stops both servers (SIGTERM, then SIGKILL after a grace period); leaves no process behind. */
+/**
+ * `stack up --secure`: the secure broker (TLS, SCRAM users, ACLs) next to
+ * whatever else runs; a no-op, apart from topics and ACLs, when it runs.
+ */
+async function secureUp(layout: StackLayout, log: (msg: string) => void): Promise<StackStatus> {
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    findJava();
+    await ensureJars(layout.kafka, log);
+    try {
+      await startSecure(layout, log);
+    } catch (err) {
+      log('start-up failed; `netmon stack down --secure` stops whatever did start');
+      throw err;
+    }
+    return collectStatus(layout, true);
+  });
+}
+
+/**
+ * Stops both servers and the secure broker if it runs (SIGTERM, then SIGKILL
+ * after a grace period); leaves no process behind. `secure`: the secure broker only.
+ */
 export async function stackDown(opts: StackOptions = {}): Promise<StackStatus> {
   const { layout, log } = context(opts);
   return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
-    await all([stopIn(layout, 'kafka', log), stopIn(layout, 's3', log)]);
-    return collectStatus(layout);
+    const secure = stopSecure(layout, log, GRACE_MS['kafka-secure']);
+    await all(opts.secure ? [secure] : [stopIn(layout, 'kafka', log), stopIn(layout, 's3', log), secure]);
+    return collectStatus(layout, opts.secure);
   });
 }
 
 export async function stackStatus(opts: StackOptions = {}): Promise<StackStatus> {
-  return collectStatus(context(opts).layout);
+  return collectStatus(context(opts).layout, opts.secure);
 }
 
 /** Starts the broker alone (the rest keeps running); resolves once it answers. */

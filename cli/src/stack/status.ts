@@ -4,9 +4,10 @@ import { kafkaAnswers, kafkaMarkers } from './kafka';
 import type { ServiceName, StackLayout } from './layout';
 import { portOpen, runningPid } from './process';
 import { s3Answers, s3Markers } from './s3';
+import { securePids, secureStatus } from './secure';
 
 export interface ServiceStatus {
-  name: ServiceName;
+  name: ServiceName | 'kafka-secure';
   /** What the server is, e.g. "Apache Kafka 4.1.1 (KRaft, broker+controller)". */
   server: string;
   running: boolean;
@@ -29,6 +30,8 @@ export interface StackStatus {
   up: boolean;
   kafka: ServiceStatus;
   s3: ServiceStatus;
+  /** The secure broker (`stack up --secure`): present when it runs, or when asked for. */
+  secure?: ServiceStatus;
 }
 
 function pomProperty(pom: string, name: string): string {
@@ -75,7 +78,12 @@ export async function serviceStatus(layout: StackLayout, name: ServiceName): Pro
   };
 }
 
-export async function collectStatus(layout: StackLayout): Promise<StackStatus> {
-  const [kafka, s3] = await Promise.all([serviceStatus(layout, 'kafka'), serviceStatus(layout, 's3')]);
-  return { dir: layout.dir, up: kafka.answering && s3.answering, kafka, s3 };
+/** The stack's status; `secure`: with the secure broker's even when it does not run. */
+export async function collectStatus(layout: StackLayout, secure = false): Promise<StackStatus> {
+  const [kafka, s3, tls] = await Promise.all([
+    serviceStatus(layout, 'kafka'),
+    serviceStatus(layout, 's3'),
+    secure || securePids(layout).length > 0 ? secureStatus(layout, serverName(layout, 'kafka')) : undefined,
+  ]);
+  return { dir: layout.dir, up: kafka.answering && s3.answering, kafka, s3, ...(tls ? { secure: tls } : {}) };
 }
