@@ -33,6 +33,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'SQL over the archive (DuckDB), view network_events as in Athena',
     run: async (argv) => (await import('@netmon/archiver')).runQueryCommand(argv),
   },
+  report: {
+    summary: 'one self-contained HTML page of the archive: charts and tables for analysts',
+    run: async (argv) => (await import('./report/index.js')).runReportCommand(argv),
+  },
   run: {
     summary: 'single-host mode (events as JSON lines), or --pipeline: the whole pipeline here',
     run: async (argv) => (await import('./run/index.js')).runRunCommand(argv),
