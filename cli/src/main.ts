@@ -1,6 +1,6 @@
 // `netmon <command>`: dispatches to the command's module. Each command parses
 // its own flags, prints its own --help and returns the process exit code.
-import { ConfigError } from '@netmon/common';
+import { ConfigError, NetmonError } from '@netmon/common';
 import { UsageError } from '@netmon/common';
 
 interface Command {
@@ -76,6 +76,12 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) {
       process.stderr.write(`netmon ${name}: bad configuration: ${err.message}\n`);
       return 78; // EX_CONFIG
+    }
+    if (err instanceof NetmonError) {
+      // An operational failure (a broker refusing us, S3 away at start): its
+      // message says what and why; a stack trace would only bury it.
+      process.stderr.write(`netmon ${name}: ${err.message}\n`);
+      return 1;
     }
     throw err;
   }

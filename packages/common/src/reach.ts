@@ -37,9 +37,23 @@ export function isUnreachable(err: unknown): boolean {
 
 export type Service = 'Kafka' | 'S3';
 
-/** "netmon CMD: cannot reach Kafka at ADDR: CAUSE; is the broker running? For the local stack: ./bin/netmon.js stack up" */
+/** librdkafka's codes for a broker that answered but refused us: authentication, TLS. */
+const REFUSED_CODES = new Set([-169, -181]);
+
+function refusedByServer(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e && typeof e === 'object'; e = e.cause as typeof e) {
+    if (REFUSED_CODES.has(Number(e.code))) return true;
+  }
+  return false;
+}
+
+/**
+ * "netmon CMD: cannot reach Kafka at ADDR: CAUSE; is the broker running? For the local stack: ./bin/netmon.js stack up",
+ * or, for a broker that answered but refused (credentials, certificates), the cause alone: its message names the setting.
+ */
 export function unreachableLine(command: string, service: Service, config: NetmonConfig, err: unknown): string {
   const address = service === 'Kafka' ? config.kafka.brokers.join(',') : config.s3.endpoint || `s3://${config.s3.bucket} (${config.s3.region})`;
+  if (service === 'Kafka' && refusedByServer(err)) return `netmon ${command}: Kafka at ${address} refused the connection: ${rootCause(err)}`;
   const what = service === 'Kafka' ? 'the broker' : 'the S3 server';
   const local = config.source === '(defaults)' ? ' For the local stack: ./bin/netmon.js stack up' : '';
   return `netmon ${command}: cannot reach ${service} at ${address}: ${rootCause(err)}; is ${what} running?${local}`;
