@@ -28,8 +28,11 @@ import { ArchiveStore } from './store';
 export const ARCHIVER_HELP = `Usage: netmon archiver [--config FILE]
 
 Consumes the events topic (consumer group archiver.group_id, read committed) and
-writes every NetworkEvent to S3 exactly once, as gzip NDJSON objects under
+writes every NetworkEvent to S3 exactly once, in archiver.format: json (default),
+gzip NDJSON objects under
   <s3.prefix>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.json.gz
+or parquet (for Athena's bytes scanned), under
+  <s3.prefix>-parquet/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.parquet
 Flushes on archiver.flush_records, flush_bytes, flush_span_s (event time) and
 idle_flush_s. Metrics and /healthz on archiver.metrics_port. SIGTERM: uploads
 what it holds, commits, leaves the group.
@@ -41,14 +44,19 @@ Options:
 
 export const QUERY_HELP = `Usage: netmon query "SQL" [options]
 
-Runs SQL with DuckDB over the archive: the view network_events has the Athena
-table's columns (type, process, network_event, timestamp, host, source, dt, hour).
+Runs SQL with DuckDB over the archive, JSON and Parquet objects together: the
+view network_events has the Athena table's columns (type, process,
+network_event, timestamp, host, source, connection, process_key, dt, hour),
+NetworkEvent v1 objects read with v2's defaults; the view netmon_events adds
+event_time, as infra/athena's views do. When events still wait for the
+archiver (its consumer lag), a line on stderr says how many and when they will
+be written.
 
 Options:
   --json           one JSON object per row (field order and JSON types kept)
   --source s3|DIR  s3 (default): mirror the bucket's objects into the cache
                    ($NETMON_CACHE_DIR, else ~/.cache/netmon) first; DIR: a local
-                   folder laid out like the prefix (dt=.../hour=.../*.json.gz)
+                   folder laid out like the prefix (dt=.../hour=.../*.json.gz, *.parquet)
   --file FILE      read the SQL from FILE (e.g. infra/athena/queries/*.sql)
   --config FILE    netmon.yaml for the S3 settings (default: $NETMON_CONFIG, else the local stack)
   --help           this text
