@@ -31,39 +31,20 @@ const SPOOL_HIGH_WATER = 8 << 20;
 /** What a group holds once its input is ended: gzip NDJSON in memory, or a plain NDJSON spool file. */
 type Held = { gzip: Buffer } | { file: string };
 
-/** One hour group of a flush, JSON mode: the records of one (dt, hour), compressed as they come. */
-class GzipGroup {
+/** The lines of one hour group, gathered into chunks handed on to `emit` (a compressor, a file). */
+abstract class LineChunks {
   records = 0;
   rawBytes = 0;
-  compressedBytes = 0;
   private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
   private used = 0;
-  private readonly out: Buffer[] = [];
-  private readonly gzip: Gzip;
-  private readonly done: Promise<void>;
 
-  constructor(
-    readonly part: HourPartition,
-    readonly firstOffset: number,
-    level: number,
-  ) {
-    this.gzip = createGzip({ level, memLevel: 9, chunkSize: 64 << 10 });
-    this.gzip.on('data', (chunk: Buffer) => {
-      this.out.push(chunk);
-      this.compressedBytes += chunk.length;
-    });
-    this.done = new Promise((resolve, reject) => {
-      this.gzip.once('end', resolve);
-      this.gzip.once('error', reject);
-    });
-    // Keep an early failure from being unhandled before finish() awaits it.
-    this.done.catch(() => undefined);
-  }
+  /** Takes a full (or the last) chunk; it is the callee's from then on. */
+  protected abstract emit(chunk: Buffer): void;
 
   /** Appends src[0..end) and a newline; returns the bytes added. */
   pushBytes(src: Buffer, end: number): number {
     if (this.used + end + 1 > this.chunk.length) {
-      this.writePending();
+      this.emitPending();
       if (end + 1 > this.chunk.length) this.chunk = Buffer.allocUnsafe(end + 1);
     }
     this.used += src.copy(this.chunk, this.used, 0, end);
@@ -79,11 +60,43 @@ class GzipGroup {
     return this.pushBytes(bytes, bytes.length);
   }
 
-  private writePending(): void {
+  protected emitPending(): void {
     if (this.used === 0) return;
-    this.gzip.write(this.chunk.subarray(0, this.used));
+    const chunk = this.chunk.subarray(0, this.used);
     this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
     this.used = 0;
+    this.emit(chunk);
+  }
+}
+
+/** One hour group of a flush, JSON mode: the records of one (dt, hour), compressed as they come. */
+class GzipGroup extends LineChunks {
+  compressedBytes = 0;
+  private readonly out: Buffer[] = [];
+  private readonly gzip: Gzip;
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly part: HourPartition,
+    readonly firstOffset: number,
+    level: number,
+  ) {
+    super();
+    this.gzip = createGzip({ level, memLevel: 9, chunkSize: 64 << 10 });
+    this.gzip.on('data', (chunk: Buffer) => {
+      this.out.push(chunk);
+      this.compressedBytes += chunk.length;
+    });
+    this.done = new Promise((resolve, reject) => {
+      this.gzip.once('end', resolve);
+      this.gzip.once('error', reject);
+    });
+    // Keep an early failure from being unhandled before finish() awaits it.
+    this.done.catch(() => undefined);
+  }
+
+  protected emit(chunk: Buffer): void {
+    this.gzip.write(chunk);
   }
 
   /** Whether the compressor has more queued input than its high-water mark. */
@@ -105,7 +118,7 @@ class GzipGroup {
   }
 
   async finish(): Promise<Held> {
-    this.writePending();
+    this.emitPending();
     this.gzip.end();
     await this.done;
     return { gzip: Buffer.concat(this.out, this.compressedBytes) };
@@ -154,11 +167,7 @@ function alive(pid: number): boolean {
 }
 
 /** One hour group of a flush, Parquet mode: its lines appended to a spool file, written asynchronously. */
-class SpoolGroup {
-  records = 0;
-  rawBytes = 0;
-  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-  private used = 0;
+class SpoolGroup extends LineChunks {
   private readonly handle: Promise<FileHandle>;
   private writing: Promise<void> = Promise.resolve();
   /** Bytes handed to writes that have not completed. */
@@ -172,34 +181,14 @@ class SpoolGroup {
     readonly firstOffset: number,
     readonly file: string,
   ) {
+    super();
     this.handle = open(file, 'wx');
     this.handle.catch((err: unknown) => {
       this.error ??= err;
     });
   }
 
-  pushBytes(src: Buffer, end: number): number {
-    if (this.used + end + 1 > this.chunk.length) {
-      this.writePending();
-      if (end + 1 > this.chunk.length) this.chunk = Buffer.allocUnsafe(end + 1);
-    }
-    this.used += src.copy(this.chunk, this.used, 0, end);
-    this.chunk[this.used++] = 0x0a;
-    this.records++;
-    this.rawBytes += end + 1;
-    return end + 1;
-  }
-
-  pushLine(line: string): number {
-    const bytes = Buffer.from(line, 'utf8');
-    return this.pushBytes(bytes, bytes.length);
-  }
-
-  private writePending(): void {
-    if (this.used === 0) return;
-    const buf = this.chunk.subarray(0, this.used);
-    this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    this.used = 0;
+  protected emit(buf: Buffer): void {
     this.queued += buf.length;
     this.writing = this.writing.then(async () => {
       try {
@@ -232,7 +221,7 @@ class SpoolGroup {
   }
 
   async finish(): Promise<Held> {
-    this.writePending();
+    this.emitPending();
     await this.writing;
     const h = await this.handle;
     await h.close();
