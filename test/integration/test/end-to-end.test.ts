@@ -24,7 +24,7 @@ const CURL = which('curl');
 const NC = which('nc');
 after(stopPipelines);
 
-const SPEC_KEYS = ['type', 'process', 'network_event', 'timestamp', 'host', 'source'];
+const SPEC_KEYS = ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key'];
 const PROCESS_KEYS = [
   'pid',
   'tid',

@@ -32,7 +32,7 @@ test("netmon run prints curl's connection, and only curl's, as spec JSON lines",
   assert.equal(await run.stop('SIGINT'), 0);
   server.close();
   const events = lines.map((l) => JSON.parse(l) as NetworkEvent);
-  assert.deepEqual(Object.keys(events[0]!), ['type', 'process', 'network_event', 'timestamp', 'host', 'source']);
+  assert.deepEqual(Object.keys(events[0]!), ['type', 'process', 'network_event', 'timestamp', 'host', 'source', 'connection', 'process_key']);
   for (const e of events) assert.equal(e.process.filename, 'curl', 'the filter keeps curl only');
   const establish = events.find((e) => e.network_event.type === 'TcpConnectionEstablish' && e.network_event.dport === port);
   assert.ok(establish);

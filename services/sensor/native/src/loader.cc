@@ -974,18 +974,31 @@ struct LoadState {
     auto l = std::unique_ptr<Loaded>(new Loaded());
     ClearLog();
     if (!OpenAndLoad(mode, skip, *l, f)) {
-      // An optional program must not cost the mode: load again without them.
-      std::vector<std::string> dropped;
+      // An optional program must not cost the mode, nor another optional
+      // one: load again without each in turn, then without all of them.
+      std::vector<std::string> optional;
       for (const auto &p : programs)
-        if (p.optional && WantedIn(mode, p.section.c_str()) && !skip.count(p.section)) {
-          skip.insert(p.section);
-          dropped.push_back(p.section);
-        }
-      if (dropped.empty() || f.step != "load") return false;
+        if (p.optional && WantedIn(mode, p.section.c_str()) && !skip.count(p.section))
+          optional.push_back(p.section);
+      if (optional.empty() || f.step != "load") return false;
       Failure first = f;
-      l.reset(new Loaded());
-      ClearLog();
-      if (!OpenAndLoad(mode, skip, *l, f)) return false;
+      std::vector<std::vector<std::string>> tries;
+      for (const std::string &sec : optional) tries.push_back({sec});
+      if (optional.size() > 1) tries.push_back(optional);
+      bool loaded = false;
+      std::vector<std::string> dropped;
+      for (const auto &without : tries) {
+        std::set<std::string> fewer = skip;
+        fewer.insert(without.begin(), without.end());
+        l.reset(new Loaded());
+        ClearLog();
+        if (OpenAndLoad(mode, fewer, *l, f)) {
+          loaded = true;
+          dropped = without;
+          break;
+        }
+      }
+      if (!loaded) return false;
       std::string why = first.message;
       std::string verdict = VerdictLine(first.detail);
       if (!verdict.empty()) why += ": " + verdict;
