@@ -134,12 +134,12 @@ async function runEnricher(
   const config: NetmonConfig = {
     ...base,
     log: { level: 'warn' },
-    topics: { raw, events: `bench.${id}.events`, dlq: `bench.${id}.dlq`, partitions: PARTITIONS },
+    topics: { raw, events: `bench.${id}.events`, dlq: `bench.${id}.dlq`, status: `bench.${id}.status`, partitions: PARTITIONS },
     enricher: { groupId: `bench-${id}`, exactlyOnce, processWaitMs: 2000, metricsPort: 0 },
     processFilter: null,
   };
   await admin.createTopics({
-    topics: [config.topics.events, config.topics.dlq].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+    topics: [config.topics.events, config.topics.dlq, config.topics.status].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
     waitForLeaders: true,
   });
   const cpu0 = process.cpuUsage();
@@ -150,7 +150,7 @@ async function runEnricher(
   const cpu = process.cpuUsage(cpu0);
   const events = handle.counters().out;
   await handle.stop();
-  await admin.deleteTopics({ topics: [config.topics.events, config.topics.dlq, `${config.enricher.groupId}.state`] }).catch(() => {});
+  await admin.deleteTopics({ topics: [config.topics.events, config.topics.dlq, config.topics.status, `${config.enricher.groupId}.state`] }).catch(() => {});
   await admin.deleteGroups([config.enricher.groupId]).catch(() => {});
   if (events !== expectedEvents) throw new Error(`${exactlyOnce ? 'eos' : 'alo'}: ${events} events out, expected ${expectedEvents}`);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;

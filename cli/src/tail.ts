@@ -62,6 +62,8 @@ export function messageToJsonLines(kind: 'dlq' | 'other', value: Buffer, headers
         offset: headerText(headers, DLQ_HEADERS.sourceOffset),
       },
       value_base64: value.toString('base64'),
+      // the value was cut to fit the DLQ: the original's length
+      ...(headerText(headers, DLQ_HEADERS.originalBytes) ? { original_bytes: Number(headerText(headers, DLQ_HEADERS.originalBytes)) } : {}),
     });
     return [line];
   }

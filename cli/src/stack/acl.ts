@@ -33,6 +33,8 @@ export interface PipelineNames {
   raw: string;
   events: string;
   dlq: string;
+  /** The sensors' status records (topics.status): written by the enricher, archived by the archiver. */
+  status: string;
   enricherGroup: string;
   archiverGroup: string;
 }
@@ -68,6 +70,14 @@ export function serviceAcls(names: PipelineNames, users: ServiceUsers = DEFAULT_
       why: 'its consumer group, offsets committed in transactions',
     },
     { principal: enricher, resource: 'topic', name: names.events, pattern: 'literal', operations: ['Write'], why: 'produce NetworkEvents' },
+    {
+      principal: enricher,
+      resource: 'topic',
+      name: names.status,
+      pattern: 'literal',
+      operations: ['Write'],
+      why: "produce the sensors' status records (heartbeats)",
+    },
     { principal: enricher, resource: 'topic', name: names.dlq, pattern: 'literal', operations: ['Write'], why: 'dead-letter bad raw records' },
     {
       principal: enricher,
@@ -95,6 +105,7 @@ export function serviceAcls(names: PipelineNames, users: ServiceUsers = DEFAULT_
     },
 
     { principal: archiver, resource: 'topic', name: names.events, pattern: 'literal', operations: ['Read'], why: 'consume NetworkEvents' },
+    { principal: archiver, resource: 'topic', name: names.status, pattern: 'literal', operations: ['Read'], why: "consume the sensors' status records" },
     { principal: archiver, resource: 'group', name: names.archiverGroup, pattern: 'literal', operations: ['Read'], why: 'its consumer group' },
     { principal: archiver, resource: 'topic', name: names.dlq, pattern: 'literal', operations: ['Write'], why: 'dead-letter undecodable events' },
   ];

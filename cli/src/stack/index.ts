@@ -11,9 +11,22 @@ export {
   stopKafka,
   startS3,
   stopS3,
+  startClusterNode,
   type StackOptions,
 } from './stack';
 export { TOPIC_PARTITIONS } from './kafka';
+export {
+  CLUSTER_SIZE,
+  CLUSTER_REPLICATION_FACTOR,
+  CLUSTER_MIN_INSYNC_REPLICAS,
+  type ClusterLayout,
+  type ClusterNode,
+  type PartitionState,
+  clusterLayout,
+  clusterSettings,
+  nodePid,
+  partitionStates,
+} from './cluster';
 export {
   ADMIN_USER,
   SECURE_USERS,
@@ -27,4 +40,13 @@ export {
   applyServiceAcls,
   removeServiceAcls,
 } from './secure';
+export {
+  SECURE_S3_ENDPOINT,
+  type LoggedRequest,
+  type SecureS3Layout,
+  requestLogEntries,
+  secureS3Layout,
+  secureS3Settings,
+  secureS3Yaml,
+} from './s3-secure';
 export { type AclRule, type PipelineNames, type ServiceUsers, DEFAULT_SERVICE_USERS, serviceAcls, aclCommand, aclEntries } from './acl';

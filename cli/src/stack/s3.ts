@@ -95,9 +95,17 @@ export async function waitS3Ready(layout: StackLayout, pid: number, timeoutMs = 
   throw new StackError('start s3', `no answer on ${s.address} within ${timeoutMs / 1000} s (last: ${last})${tailOf(s.log)}`, s.log);
 }
 
-/** Creates the archive bucket when it is missing. */
-export async function ensureBucket(layout: StackLayout, log: (msg: string) => void, bucket: string = DEFAULT_S3.bucket): Promise<void> {
-  const client = s3Client(layout, 10_000);
+/**
+ * Creates the archive bucket when it is missing: on the plain S3Proxy, or, with
+ * `server`, on another (the HTTPS one of s3-secure.ts; its client is destroyed here).
+ */
+export async function ensureBucket(
+  layout: StackLayout,
+  log: (msg: string) => void,
+  bucket: string = DEFAULT_S3.bucket,
+  server: { client: S3Client; logFile: string } = { client: s3Client(layout, 10_000), logFile: layout.s3.log },
+): Promise<void> {
+  const { client } = server;
   try {
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }));
@@ -109,7 +117,7 @@ export async function ensureBucket(layout: StackLayout, log: (msg: string) => vo
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     log(`s3: created bucket ${bucket}`);
   } catch (err) {
-    throw new StackError('create s3 bucket', `${bucket}: ${(err as Error).message}`, layout.s3.log, { cause: err });
+    throw new StackError('create s3 bucket', `${bucket}: ${(err as Error).message}`, server.logFile, { cause: err });
   } finally {
     client.destroy();
   }

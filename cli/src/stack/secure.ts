@@ -44,6 +44,7 @@ export const DEFAULT_PIPELINE_NAMES: PipelineNames = {
   raw: DEFAULT_TOPICS.raw,
   events: DEFAULT_TOPICS.events,
   dlq: DEFAULT_TOPICS.dlq,
+  status: DEFAULT_TOPICS.status,
   enricherGroup: 'netmon-enricher',
   archiverGroup: 'netmon-archiver',
 };

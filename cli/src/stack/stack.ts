@@ -1,11 +1,13 @@
 // `stack up|down|status` and the per-service start/stop helpers, as functions.
 import * as fs from 'node:fs';
+import { CLUSTER_SIZE, startCluster, startNode, stopCluster } from './cluster';
 import { ensureJars } from './fetch';
 import { StackError } from './errors';
 import { ensureTopics, formatStorage, launchKafka, waitKafkaReady, warmUpCoordinators } from './kafka';
 import { type ServiceName, type StackLayout, stackLayout } from './layout';
 import { findByMarkers, portOpen, runningPid, stopPid, withLock } from './process';
 import { ensureBucket, launchS3, waitS3Ready } from './s3';
+import { startSecureS3, stopSecureS3 } from './s3-secure';
 import { startSecure, stopSecure } from './secure';
 import { type StackStatus, collectStatus, markersOf, serviceStatus, type ServiceStatus } from './status';
 import { findJava } from './tools';
@@ -16,14 +18,27 @@ export interface StackOptions {
   /** Progress lines; default: stderr. */
   log?: (msg: string) => void;
   /**
-   * The secure broker (secure.ts) alone: `up` starts it, `down` stops it
-   * (plain `down` stops it too), `status` reports it even when it does not run.
+   * The secure servers alone, the broker (secure.ts) and the HTTPS S3
+   * (s3-secure.ts): `up` starts them, `down` stops them (plain `down` stops
+   * them too), `status` reports them even when they do not run.
    */
   secure?: boolean;
+  /**
+   * 3: the replicated cluster (cluster.ts) alone: `up` starts it, `down` stops
+   * it (plain `down` stops it too), `status` reports it even when it does not
+   * run. 1 (or absent): the plain stack.
+   */
+  nodes?: 1 | typeof CLUSTER_SIZE;
 }
 
 /** SIGTERM grace before SIGKILL: Kafka shuts down in a few seconds, S3Proxy at once. */
-const GRACE_MS: Record<ServiceName | 'kafka-secure', number> = { kafka: 30_000, s3: 10_000, 'kafka-secure': 30_000 };
+const GRACE_MS: Record<ServiceName | 'kafka-secure' | 's3-secure' | 'kafka-cluster', number> = {
+  kafka: 30_000,
+  s3: 10_000,
+  'kafka-secure': 30_000,
+  's3-secure': 10_000,
+  'kafka-cluster': 30_000,
+};
 const LOCK_WAIT_MS = 300_000;
 
 const stderrLog = (msg: string) => process.stderr.write(`netmon stack: ${msg}\n`);
@@ -94,6 +109,7 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
   const { layout, log } = context(opts);
   const started = Date.now();
   if (opts.secure) return secureUp(layout, log);
+  if (opts.nodes === CLUSTER_SIZE) return clusterUp(layout, log);
   return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
     const before = await collectStatus(layout);
     if (before.up) {
@@ -126,8 +142,9 @@ async function secureUp(layout: StackLayout, log: (msg: string) => void): Promis
   return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
     findJava();
     await ensureJars(layout.kafka, log);
+    await ensureJars(layout.s3, log);
     try {
-      await startSecure(layout, log);
+      await all([startSecure(layout, log), startSecureS3(layout, log)]);
     } catch (err) {
       log('start-up failed; `netmon stack down --secure` stops whatever did start');
       throw err;
@@ -137,20 +154,50 @@ async function secureUp(layout: StackLayout, log: (msg: string) => void): Promis
 }
 
 /**
- * Stops both servers and the secure broker if it runs (SIGTERM, then SIGKILL
- * after a grace period); leaves no process behind. `secure`: the secure broker only.
+ * `stack up --nodes 3`: the replicated cluster next to whatever else runs; a
+ * no-op, apart from topics, when it runs.
+ */
+async function clusterUp(layout: StackLayout, log: (msg: string) => void): Promise<StackStatus> {
+  return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
+    findJava();
+    await ensureJars(layout.kafka, log);
+    try {
+      await startCluster(layout, log);
+    } catch (err) {
+      log(`start-up failed; \`netmon stack down --nodes ${CLUSTER_SIZE}\` stops whatever did start`);
+      throw err;
+    }
+    return collectStatus(layout, false, true);
+  });
+}
+
+/**
+ * Stops both servers, the secure ones and the replicated cluster if they run
+ * (SIGTERM, then SIGKILL after a grace period); leaves no process behind.
+ * `secure`: the secure servers only (broker and HTTPS S3); `nodes: 3`: the cluster only.
  */
 export async function stackDown(opts: StackOptions = {}): Promise<StackStatus> {
   const { layout, log } = context(opts);
+  const cluster = opts.nodes === CLUSTER_SIZE;
   return withLock(layout.lockFile, LOCK_WAIT_MS, async () => {
-    const secure = stopSecure(layout, log, GRACE_MS['kafka-secure']);
-    await all(opts.secure ? [secure] : [stopIn(layout, 'kafka', log), stopIn(layout, 's3', log), secure]);
+    if (cluster) {
+      await stopCluster(layout, log, GRACE_MS['kafka-cluster']);
+      return collectStatus(layout, false, true);
+    }
+    const secure = [stopSecure(layout, log, GRACE_MS['kafka-secure']), stopSecureS3(layout, log, GRACE_MS['s3-secure'])];
+    await all(opts.secure ? secure : [stopIn(layout, 'kafka', log), stopIn(layout, 's3', log), ...secure, stopCluster(layout, log, GRACE_MS['kafka-cluster'])]);
     return collectStatus(layout, opts.secure);
   });
 }
 
 export async function stackStatus(opts: StackOptions = {}): Promise<StackStatus> {
-  return collectStatus(context(opts).layout, opts.secure);
+  return collectStatus(context(opts).layout, opts.secure, opts.nodes === CLUSTER_SIZE);
+}
+
+/** Starts one node of the replicated cluster (the others keep running); resolves once it answers, to its pid. */
+export async function startClusterNode(id: number, opts: StackOptions = {}): Promise<number> {
+  const { layout, log } = context(opts);
+  return withLock(layout.lockFile, LOCK_WAIT_MS, () => startNode(layout, id, log));
 }
 
 /** Starts the broker alone (the rest keeps running); resolves once it answers. */

@@ -3,11 +3,13 @@ import * as fs from 'node:fs';
 import { kafkaAnswers, kafkaMarkers } from './kafka';
 import type { ServiceName, StackLayout } from './layout';
 import { portOpen, runningPid } from './process';
+import { clusterPids, clusterStatus } from './cluster';
 import { s3Answers, s3Markers } from './s3';
+import { secureS3Pids, secureS3Status } from './s3-secure';
 import { securePids, secureStatus } from './secure';
 
 export interface ServiceStatus {
-  name: ServiceName | 'kafka-secure';
+  name: ServiceName | 'kafka-secure' | 's3-secure' | `kafka-node-${number}`;
   /** What the server is, e.g. "Apache Kafka 4.1.1 (KRaft, broker+controller)". */
   server: string;
   running: boolean;
@@ -32,6 +34,10 @@ export interface StackStatus {
   s3: ServiceStatus;
   /** The secure broker (`stack up --secure`): present when it runs, or when asked for. */
   secure?: ServiceStatus;
+  /** The HTTPS S3 (`stack up --secure`, s3-secure.ts): present when it runs, or when asked for (with `secure`). */
+  secureS3?: ServiceStatus;
+  /** The replicated cluster's nodes (`stack up --nodes 3`): present when one runs, or when asked for. */
+  cluster?: ServiceStatus[];
 }
 
 function pomProperty(pom: string, name: string): string {
@@ -78,12 +84,25 @@ export async function serviceStatus(layout: StackLayout, name: ServiceName): Pro
   };
 }
 
-/** The stack's status; `secure`: with the secure broker's even when it does not run. */
-export async function collectStatus(layout: StackLayout, secure = false): Promise<StackStatus> {
-  const [kafka, s3, tls] = await Promise.all([
+/**
+ * The stack's status; `secure`: with the secure broker's even when it does not
+ * run; `cluster`: with the replicated cluster's nodes even when none runs.
+ */
+export async function collectStatus(layout: StackLayout, secure = false, cluster = false): Promise<StackStatus> {
+  const httpsS3 = secure || secureS3Pids(layout).length > 0 ? secureS3Status(layout, serverName(layout, 's3')) : undefined;
+  const [kafka, s3, tls, nodes] = await Promise.all([
     serviceStatus(layout, 'kafka'),
     serviceStatus(layout, 's3'),
     secure || securePids(layout).length > 0 ? secureStatus(layout, serverName(layout, 'kafka')) : undefined,
+    cluster || clusterPids(layout).length > 0 ? clusterStatus(layout, serverName(layout, 'kafka')) : undefined,
   ]);
-  return { dir: layout.dir, up: kafka.answering && s3.answering, kafka, s3, ...(tls ? { secure: tls } : {}) };
+  return {
+    dir: layout.dir,
+    up: kafka.answering && s3.answering,
+    kafka,
+    s3,
+    ...(tls ? { secure: tls } : {}),
+    ...(nodes ? { cluster: nodes } : {}),
+    ...(httpsS3 ? { secureS3: await httpsS3 } : {}),
+  };
 }

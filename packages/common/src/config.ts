@@ -1,6 +1,7 @@
 // netmon.yaml: parsed and validated once at start-up. Every error names the
 // file, the key, what was expected and what was found (ConfigError); unknown
 // keys are errors too, so a typo never silently falls back to a default.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_BROKERS, DEFAULT_MAX_ARGS_BYTES, DEFAULT_REDACT_ARGS, DEFAULT_S3, DEFAULT_TOPICS } from './defaults';
@@ -51,6 +52,11 @@ export interface S3Settings {
   sse?: 'AES256' | 'aws:kms';
   kmsKeyId?: string;
   storageClass?: string;
+  /**
+   * s3.ca_file: a PEM bundle of the CAs that sign the server's certificate (a
+   * private CA); the client trusts these instead of Node's built-in roots.
+   */
+  caFile?: string;
 }
 
 export interface ProcessFilter {
@@ -67,7 +73,8 @@ export interface NetmonConfig {
   host: { id: string; hostname: string };
   log: { level: LogLevel };
   kafka: KafkaSettings;
-  topics: { raw: string; events: string; dlq: string; partitions: number };
+  /** status: the sensors' heartbeats, written by the enricher, archived under s3.prefix + "-status". */
+  topics: { raw: string; events: string; dlq: string; status: string; partitions: number };
   s3: S3Settings;
   sensor: {
     attachMode: AttachMode;
@@ -125,6 +132,11 @@ class Section {
 
   fail(name: string, expected: string, found: unknown): never {
     throw new ConfigError(this.file, this.key(name), expected, describe(found));
+  }
+
+  /** As fail, for a value of the right type that is wrong for a reason of its own (a file that cannot be read). */
+  failBecause(name: string, expected: string, found: unknown, why: string): never {
+    throw new ConfigError(this.file, this.key(name), expected, `${describe(found)} (${why})`);
   }
 
   private get(name: string): unknown {
@@ -240,8 +252,13 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     raw: topicName(topics, 'raw', DEFAULT_TOPICS.raw),
     events: topicName(topics, 'events', DEFAULT_TOPICS.events),
     dlq: topicName(topics, 'dlq', DEFAULT_TOPICS.dlq),
+    status: topicName(topics, 'status', DEFAULT_TOPICS.status),
     partitions: topics.int('partitions', 4, 1, 10000),
   };
+  // The archiver tells its topics apart by name: the status records need one of their own.
+  if ([topicCfg.raw, topicCfg.events, topicCfg.dlq].includes(topicCfg.status)) {
+    topics.fail('status', 'a topic of its own (not topics.raw, events or dlq)', topicCfg.status);
+  }
   topics.done();
 
   const s3 = readS3(root.section('s3'), env);
@@ -384,6 +401,7 @@ function readS3(section: Section, env: NodeJS.ProcessEnv): S3Settings {
   }
   const storageClass = section.string('storage_class', '');
   if (storageClass) s3.storageClass = storageClass;
+  const caFile = section.string('ca_file', '');
   section.done();
 
   const envEndpoint = env.NETMON_S3_ENDPOINT ?? env.S3_ENDPOINT;
@@ -406,7 +424,34 @@ function readS3(section: Section, env: NodeJS.ProcessEnv): S3Settings {
   if (/^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(s3.endpoint) && !env.AWS_ACCESS_KEY_ID) {
     s3.credentials = { accessKeyId: DEFAULT_S3.accessKeyId, secretAccessKey: DEFAULT_S3.secretAccessKey };
   }
+  if (caFile) {
+    // Checked against the endpoint in force (the environment may have set it).
+    if (s3.endpoint.startsWith('http:')) section.fail('ca_file', `to be set only with an https:// endpoint (s3.endpoint is ${s3.endpoint})`, caFile);
+    const problem = caBundleProblem(caFile);
+    if (problem) section.failBecause('ca_file', 'a readable PEM file of CA certificates', caFile, problem);
+    s3.caFile = caFile;
+  }
   return s3;
+}
+
+/** Why `file` is no usable CA bundle (unreadable, no PEM certificate, one that does not parse), or undefined. */
+function caBundleProblem(file: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) return 'no PEM certificate (-----BEGIN CERTIFICATE-----) in it';
+  for (const [i, pem] of pems.entries()) {
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      return `certificate ${i + 1} does not parse: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
 }
 
 function readProcessFilter(section: Section): ProcessFilter {

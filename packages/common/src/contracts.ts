@@ -184,6 +184,22 @@ export interface NetworkEvent {
   process_key: string;
 }
 
+/**
+ * A sensor's heartbeat on the status topic (schemas/avro/sensor-status.avsc):
+ * the raw SensorStatus record's counters with its time, host and source, as
+ * the enricher publishes them and the archiver stores them (one JSON line each).
+ */
+export interface SensorStatusRecord {
+  timestamp: string;
+  host: { hostname: string; id: string };
+  source: { run_id: string; seq: number };
+  seen: number;
+  lost_kernel: number;
+  spooled: number;
+  dropped: number;
+  spool_bytes: number;
+}
+
 /** The spec's defaults of the v2 fields: what an Establish, Accept or Listen carries before its facts, and what a v1 record reads as. */
 export const DEFAULT_CONNECTION_FACTS: Readonly<NetworkEvent['connection']> = Object.freeze({
   outcome: '',

@@ -7,6 +7,7 @@ export const DEFAULT_TOPICS = {
   raw: 'netmon.raw.v1',
   events: 'netmon.events.v1',
   dlq: 'netmon.dlq.v1',
+  status: 'netmon.status.v1',
 } as const;
 
 export const DEFAULT_S3 = {

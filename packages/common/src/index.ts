@@ -13,6 +13,6 @@ export * from './args';
 export { canonicalForm } from './avro/canonical';
 export { crc64Avro } from './avro/crc64';
 export { SingleObjectCodec, fingerprint } from './avro/single-object';
-export { codecFor, networkEventCodec, rawRecordCodec, readSchema, schemaDir } from './avro/schemas';
+export { codecFor, networkEventCodec, rawRecordCodec, readSchema, schemaDir, sensorStatusCodec } from './avro/schemas';
 export * from './dns';
 export * from './reach';

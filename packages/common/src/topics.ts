@@ -26,4 +26,20 @@ export const DLQ_HEADERS = {
   sourceTopic: 'netmon-dlq-source-topic',
   sourcePartition: 'netmon-dlq-source-partition',
   sourceOffset: 'netmon-dlq-source-offset',
+  /** Set when the value was cut to fit the DLQ: the original's length in bytes. */
+  originalBytes: 'netmon-dlq-original-bytes',
 } as const;
+
+/**
+ * The most of an original record a dead letter carries: under the broker's
+ * default message limit (1 MiB) with room for the headers, so a record as
+ * large as its source topic allows still becomes a dead letter instead of a
+ * write the broker refuses forever (and a partition stuck behind it).
+ */
+export const DLQ_MAX_VALUE_BYTES = 900 * 1024;
+
+/** A dead letter's value: the original, or its first DLQ_MAX_VALUE_BYTES and the header saying how long it was. */
+export function deadLetterValue(value: Buffer | null): { value: Buffer | null; headers: Record<string, string> } {
+  if (value === null || value.length <= DLQ_MAX_VALUE_BYTES) return { value, headers: {} };
+  return { value: value.subarray(0, DLQ_MAX_VALUE_BYTES), headers: { [DLQ_HEADERS.originalBytes]: String(value.length) } };
+}

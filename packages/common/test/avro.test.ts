@@ -6,6 +6,8 @@ import avro from 'avsc';
 import {
   DecodeError,
   type NetworkEvent,
+  type RawRecord,
+  type SocketEvent,
   SingleObjectCodec,
   canonicalForm,
   crc64Avro,
@@ -144,4 +146,29 @@ describe('single-object encoding', () => {
     }
     assert.ok(errors > 1000, `only ${errors} corruptions were detected`);
   });
+});
+
+test('an array claiming a billion items in a few bytes is refused at once (no allocation, no loop)', () => {
+  const codec = rawRecordCodec();
+  const exec = (args: string[]): RawRecord => ({
+    ...sampleRaw(1),
+    payload: {
+      'netmon.raw.ProcessExec': {
+        task: (sampleRaw(1).payload as { 'netmon.raw.SocketEvent': SocketEvent })['netmon.raw.SocketEvent'].task,
+        snapshot: false,
+        binary_path: '/x',
+        args,
+        args_truncated: false,
+        secureexec: [],
+      },
+    },
+  });
+  const empty = codec.encode(exec([]));
+  const one = codec.encode(exec(['a']));
+  const at = empty.findIndex((b, i) => b !== one[i]); // the args count (0 in `empty`)
+  const billion = avro.Type.forSchema('long').toBuffer(1e9);
+  const hostile = Buffer.concat([empty.subarray(0, at), billion, empty.subarray(at + 1)]);
+  const started = performance.now();
+  assert.throws(() => codec.decode(hostile), DecodeError);
+  assert.ok(performance.now() - started < 100, `refused in ${performance.now() - started} ms`);
 });

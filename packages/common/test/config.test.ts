@@ -28,10 +28,17 @@ describe('config defaults', () => {
     assert.equal(cfg.s3.endpoint, DEFAULT_S3.endpoint);
     assert.equal(cfg.s3.credentials?.accessKeyId, DEFAULT_S3.accessKeyId);
     assert.equal(cfg.topics.raw, 'netmon.raw.v1');
+    assert.equal(cfg.topics.status, 'netmon.status.v1', "the sensors' heartbeats");
     assert.equal(cfg.sensor.attachMode, 'auto');
     assert.equal(cfg.enricher.exactlyOnce, true);
     assert.equal(cfg.archiver.format, 'json', "the spec's format unless told otherwise");
     assert.equal(cfg.processFilter, null);
+  });
+
+  test('topics.status: a Kafka topic name', () => {
+    assert.equal(parseConfig('topics: { status: a.status }\n', 'f.yaml', noEnv).topics.status, 'a.status');
+    assert.throws(() => parseConfig('topics: { status: "bad topic" }\n', 'f.yaml', noEnv), /topics\.status/);
+    assert.throws(() => parseConfig('topics: { events: a.events, status: a.events }\n', 'f.yaml', noEnv), /topics\.status.*a topic of its own/);
   });
 
   test('archiver.format: json or parquet', () => {
@@ -94,6 +101,64 @@ process_filter:
     assert.equal(cfg.s3.region, 'eu-central-1');
     assert.deepEqual(cfg.kafka.sasl, { mechanism: 'plain', username: 'svc', password: 'pw' });
     assert.ok(cfg.kafka.ssl);
+  });
+});
+
+describe('s3.ca_file: a PEM bundle of CAs for an https endpoint', () => {
+  // A CA certificate (public; its key was thrown away): only its parsing matters here.
+  const CA_PEM = `-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIULHuoZzvtC98qsAKQtMh8akthAbMwCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHdGVzdCBDQTAeFw0yNjExMjkyMzQwNDFaFw0yNjEyMjkyMzQw
+NDFaMBIxEDAOBgNVBAMMB3Rlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
+AARaVx0gqhU3iVvIy+2cAGm+8dMHcChVT/BwTtHBovik9G3JySBk9E2kBTqOt44l
+ZYLw27tn2vG2IS072oqqGx+uo2MwYTAdBgNVHQ4EFgQU9bT468I/FsPmaIxsyxG7
+E8grxHMwHwYDVR0jBBgwFoAU9bT468I/FsPmaIxsyxG7E8grxHMwDwYDVR0TAQH/
+BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDSAAwRQIgSwde9RNE
+rsuzObZI6XOegv7/X9NXBvw5AkGIkJEhJNMCIQD4xlNvzgcxTXGqFB8X4H4aU+bB
+1DG9or33wnOFQNrlVA==
+-----END CERTIFICATE-----
+`;
+  const dir = mkdtempSync(path.join(tmpdir(), 'netmon-ca-'));
+  const file = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  const https = 's3: { endpoint: "https://127.0.0.1:9443", ca_file: ';
+
+  test("not set: no caFile (Node's built-in CAs)", () => {
+    assert.equal(loadConfig(undefined, noEnv).s3.caFile, undefined);
+  });
+
+  test('a readable bundle of certificates is kept as its path', () => {
+    const ca = file('ca.pem', `# the local CA\n${CA_PEM}${CA_PEM}`);
+    const cfg = parseConfig(`${https}${ca} }\n`, 'f.yaml', noEnv);
+    assert.equal(cfg.s3.caFile, ca);
+    assert.equal(cfg.s3.endpoint, 'https://127.0.0.1:9443');
+    assert.equal(cfg.s3.credentials?.accessKeyId, DEFAULT_S3.accessKeyId, 'loopback over https: the local stack too');
+    // the endpoint from the environment counts
+    const viaEnv = parseConfig(`s3: { ca_file: ${ca} }\n`, 'f.yaml', { NETMON_S3_ENDPOINT: 'https://s3.internal.example' });
+    assert.equal(viaEnv.s3.caFile, ca);
+  });
+
+  test('a missing file, a file without a certificate, a broken certificate, a plain-http endpoint: named errors', () => {
+    expectError(
+      `${https}/nonexistent/ca.pem }`,
+      's3.ca_file',
+      /expected a readable PEM file of CA certificates, found string "\/nonexistent\/ca\.pem" \(ENOENT\)/,
+    );
+    const text = file('not-a-cert.pem', 'hello\n');
+    expectError(`${https}${text} }`, 's3.ca_file', /found string ".*not-a-cert\.pem" \(no PEM certificate/);
+    const broken = file('broken.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    expectError(`${https}${broken} }`, 's3.ca_file', /\(certificate 1 does not parse: /);
+    const ca = file('ca2.pem', CA_PEM);
+    expectError(
+      `s3: { endpoint: "http://127.0.0.1:9000", ca_file: ${ca} }`,
+      's3.ca_file',
+      /only with an https:\/\/ endpoint \(s3\.endpoint is http:\/\/127\.0\.0\.1:9000\)/,
+    );
+    expectError(`s3: { ca_file: ${ca} }`, 's3.ca_file', /only with an https:\/\/ endpoint/);
+    expectError('s3: { ca_file: [a, b] }', 's3.ca_file', /expected a string, found a list/);
   });
 });
 

@@ -3,7 +3,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import avro from 'avsc';
-import { type NetworkEvent, type RawPayloadOf, type RawRecord, type SocketEvent, readSchema, unwrapPayload, wrapPayload } from '../src';
+import {
+  type NetworkEvent,
+  type RawPayloadOf,
+  type RawRecord,
+  type SensorStatusRecord,
+  type SocketEvent,
+  readSchema,
+  sensorStatusCodec,
+  unwrapPayload,
+  wrapPayload,
+} from '../src';
 import { sampleRaw } from './samples';
 
 type Schema = { type: unknown; name?: string; fields?: { name: string; type: unknown }[] };
@@ -72,4 +82,26 @@ test('RawRecord: every payload branch is valid and wraps/unwraps', () => {
     assert.ok(type.isValid(record), p.kind);
     assert.deepEqual(unwrapPayload(record.payload).kind, p.kind);
   }
+});
+
+test('SensorStatus (status topic): the TypeScript shape has exactly the schema fields, in order, and round-trips', () => {
+  const schema = readSchema('sensor-status.avsc') as Schema;
+  const record: SensorStatusRecord = {
+    timestamp: '2025-05-31T10:05:51.282Z',
+    host: { hostname: 'h', id: 'i' },
+    source: { run_id: 'r', seq: 7 },
+    seen: 1,
+    lost_kernel: 2,
+    spooled: 3,
+    dropped: 4,
+    spool_bytes: 5,
+  };
+  assert.ok(avro.Type.forSchema(schema as avro.Schema).isValid(record));
+  assert.deepEqual(valuePaths(record as unknown as Record<string, unknown>), fieldPaths(schema));
+  const codec = sensorStatusCodec();
+  assert.equal(JSON.stringify(codec.decode(codec.encode(record))), JSON.stringify(record), 'its JSON line is the record, fields in schema order');
+  // the raw SensorStatus's counters, field for field, after timestamp, host and source
+  const raw = (readSchema('raw-record.avsc') as { fields: { name: string; type: unknown }[] }).fields.find((f) => f.name === 'payload')!.type as Schema[];
+  const counters = raw.find((b) => b.name === 'SensorStatus')!.fields!.map((f) => f.name);
+  assert.deepEqual(fieldPaths(schema).slice(5), counters);
 });

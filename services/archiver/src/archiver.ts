@@ -1,30 +1,41 @@
-// The archiver service: a consumer group on the events topic (read committed)
-// that lands every NetworkEvent in S3 exactly once.
+// The archiver service: a consumer group on the events topic and the status
+// topic (read committed) that lands every NetworkEvent, and every sensor
+// status record, in S3 exactly once: the events under s3.prefix (or
+// s3.prefix + "-parquet"), the status records under s3.prefix + "-status"
+// (config.ts, ArchiveStream).
 //
 // This file only wires and performs. The decisions (when to seal, where a
 // replay must end, what to upload, when to commit, when to pause, what to
-// retry) are PartitionMachine's (partition.ts), one per assigned partition:
-// events go in, commands come out, and this adapter carries them out with the
-// current clients: the Kafka side behind ArchiveSource (source.ts), S3
-// through ArchiveStore (store.ts), compression in FlushBuilder (batch.ts).
+// retry) are PartitionMachine's (partition.ts), one per assigned topic
+// partition, whichever topic: events go in, commands come out, and this
+// adapter carries them out with the current clients: the Kafka side behind
+// ArchiveSource (source.ts), S3 through ArchiveStore (store.ts), compression in
+// FlushBuilder (batch.ts).
 // It also owns the clock, the timers, the metrics and the logs.
 import { hostname } from 'node:os';
 import { type Logger, type MetricsServer, type NetmonConfig, createRegistry, createS3Client, describeError, startMetricsServer } from '@netmon/common';
 import type { Registry } from 'prom-client';
 import { FlushBuilder, type FlushStorage, SpoolDir } from './batch';
-import { type ArchiverSettings, archiverSettings } from './config';
+import { type ArchiveStream, type ArchiverSettings, archiverSettings } from './config';
 import { EventDecoder } from './decode';
 import { dataPrefix } from './layout';
 import { type ArchiverMetrics, archiverMetrics } from './metrics';
 import { ParquetWriter } from './parquet';
 import { type BatchEnd, type Command, type InMessage, type IoCommand, type Notice, PartitionMachine } from './partition';
 import { RdkafkaSource } from './rdkafka-source';
-import type { ArchiveSource } from './source';
+import { type ArchiveSource, type TopicPartition, tpKey } from './source';
 import { ArchiveStore } from './store';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 type Machine = PartitionMachine<FlushBuilder>;
+
+/** An owned topic partition: its machine, and the stream (topic settings) it archives. */
+interface Owned {
+  tp: TopicPartition;
+  stream: ArchiveStream;
+  m: Machine;
+}
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -68,9 +79,11 @@ export class Archiver {
   readonly registry: Registry;
   private readonly log: Logger;
   private readonly source: ArchiveSource;
-  private readonly decoder = new EventDecoder();
+  /** Per topic: its stream and its decoder (a decoder's output is valid until its next call: one per topic). */
+  private readonly streams = new Map<string, { stream: ArchiveStream; decoder: EventDecoder }>();
   private readonly now: () => number;
-  private machines = new Map<number, Machine>();
+  /** By tpKey. */
+  private machines = new Map<string, Owned>();
   private memberId = '';
   private stopping = false;
   private activeBatches = 0;
@@ -95,7 +108,8 @@ export class Archiver {
     this.metrics = archiverMetrics(this.registry);
     this.store = new ArchiveStore(createS3Client(config.s3), config.s3, { partSize: this.settings.partSize, queueSize: 4 });
     const s = this.settings;
-    this.source = opts.source ?? new RdkafkaSource(config.kafka, this.log, { topic: s.topic, dlqTopic: s.dlqTopic, groupId: s.groupId });
+    for (const stream of s.streams) this.streams.set(stream.topic, { stream, decoder: stream.kind === 'status' ? EventDecoder.status() : new EventDecoder() });
+    this.source = opts.source ?? new RdkafkaSource(config.kafka, this.log, { topics: s.streams.map((x) => x.topic), dlqTopic: s.dlqTopic, groupId: s.groupId });
   }
 
   /** The /healthz answer: undefined when healthy. */
@@ -115,7 +129,7 @@ export class Archiver {
     this.metricsServer = await startMetricsServer(this.registry, s.metricsPort, () => this.health());
     await this.source.start({
       assigned: (partitions, memberId) => this.onAssigned(partitions, memberId),
-      batch: (partition, messages, end, isStale) => this.onBatch(partition, messages, end, isStale),
+      batch: (tp, messages, end, isStale) => this.onBatch(tp, messages, end, isStale),
       crashed: (err, restart) => {
         this.problem = `consumer crashed: ${describeError(err)}${restart ? ' (restarting)' : ''}`;
         this.log.error({ err, restart }, 'consumer crashed');
@@ -126,11 +140,13 @@ export class Archiver {
     this.log.info(
       {
         topic: s.topic,
+        statusTopic: s.statusTopic,
         groupId: s.groupId,
         bucket: s.s3.bucket,
         prefix: s.s3.prefix,
         format: s.format,
         objects: `${dataPrefix(s.s3.prefix, s.format)}/dt=YYYY-MM-DD/hour=HH/`,
+        statusObjects: `${s.streams.find((x) => x.kind === 'status')!.prefix}/dt=YYYY-MM-DD/hour=HH/`,
         endpoint: s.s3.endpoint || '(AWS)',
         limits: s.limits,
         metricsPort: this.metricsPort,
@@ -146,46 +162,59 @@ export class Archiver {
    * held and not committed is dropped (it will be read again). Operations in
    * flight finish but their outcome is ignored: nothing more is committed.
    */
-  private onAssigned(partitions: number[], memberId: string): void {
+  private onAssigned(partitions: TopicPartition[], memberId: string): void {
     this.memberId = memberId;
-    for (const m of this.machines.values()) this.perform(m, m.revoked());
-    this.machines = new Map(partitions.map((p) => [p, this.machine(p)]));
+    for (const o of this.machines.values()) this.perform(o, o.m.revoked());
+    this.machines = new Map();
+    for (const tp of partitions) {
+      const o = this.owned(tp);
+      if (o) this.machines.set(tpKey(tp), o);
+    }
     this.countPaused();
     if (this.problem === 'starting' || this.problem?.startsWith('consumer crashed')) this.problem = undefined;
     this.log.info({ memberId, partitions }, partitions.length > 0 ? 'joined the group' : 'partitions revoked');
   }
 
-  private machine(partition: number): Machine {
+  /** A new machine for a topic partition of an archived topic (undefined for any other topic). */
+  private owned(tp: TopicPartition): Owned | undefined {
     const s = this.settings;
     const storage = this.storage!;
+    const found = this.streams.get(tp.topic);
+    if (!found) return undefined;
+    const { stream, decoder } = found;
+    const { topic, partition } = tp;
     // JSON mode holds gzip in memory; Parquet mode spools plain NDJSON for DuckDB.
-    const hold: FlushStorage = s.format === 'parquet' ? storage : { parquet: storage.parquet };
-    return new PartitionMachine<FlushBuilder>({
-      topic: s.topic,
+    const hold: FlushStorage = stream.format === 'parquet' ? storage : { parquet: storage.parquet };
+    const m = new PartitionMachine<FlushBuilder>({
+      topic,
       partition,
-      prefix: s.s3.prefix,
-      format: s.format,
+      prefix: stream.prefix,
+      format: stream.format,
       limits: s.limits,
       maxQueuedFlushes: s.maxQueuedFlushes,
       writer: { host: hostname(), pid: process.pid, memberId: this.memberId },
-      openFlush: (firstOffset, now) => new FlushBuilder(s.s3.prefix, s.topic, partition, firstOffset, s.gzipLevel, now, hold),
-      decode: (m, offset) => this.decoder.decode(m, offset),
+      openFlush: (firstOffset, now) => new FlushBuilder(stream.prefix, topic, partition, firstOffset, s.gzipLevel, now, hold),
+      decode: (msg, offset) => decoder.decode(msg, offset),
     });
+    return { tp: { topic, partition }, stream, m };
   }
 
   // ---- consuming --------------------------------------------------------
 
-  private async onBatch(partition: number, messages: readonly InMessage[], end: BatchEnd, isStale: () => boolean): Promise<void> {
+  private async onBatch(tp: TopicPartition, messages: readonly InMessage[], end: BatchEnd, isStale: () => boolean): Promise<void> {
     if (this.stopping || isStale() || messages.length === 0) return;
     this.activeBatches++;
     try {
-      let m = this.machines.get(partition);
-      if (!m) {
-        m = this.machine(partition);
-        this.machines.set(partition, m);
+      const key = tpKey(tp);
+      let o = this.machines.get(key);
+      if (!o) {
+        o = this.owned(tp);
+        if (!o) return; // not an archived topic
+        this.machines.set(key, o);
       }
-      const deadLetters = this.perform(m, m.records(messages, end, this.now()));
-      this.updateLag(m);
+      const m = o.m;
+      const deadLetters = this.perform(o, m.records(messages, end, this.now()));
+      this.updateLag(o);
       // Dead letters of this batch are sent before the next batch is fetched, as records are read: in order.
       if (deadLetters) await deadLetters;
       // Back-pressure on the compressors: do not fetch faster than gzip keeps up.
@@ -199,18 +228,22 @@ export class Archiver {
   // ---- performing commands ------------------------------------------------
 
   /** Carries out a machine's commands; returns the dead-letter sends among them (in order), if any. */
-  private perform(m: Machine, cmds: Command<FlushBuilder>[]): Promise<void> | undefined {
+  private perform(o: Owned, cmds: Command<FlushBuilder>[]): Promise<void> | undefined {
+    const { m, tp } = o;
     let deadLetters: Promise<void> | undefined;
     for (const c of cmds) {
       switch (c.kind) {
         case 'seek':
-          this.source.seek(m.partition, c.offset);
+          this.source.seek(tp, c.offset);
           break;
         case 'pause':
         case 'resume':
-          if (c.kind === 'pause') this.source.pause(m.partition);
-          else this.source.resume(m.partition);
-          this.log.info({ partition: m.partition, queued: m.queued }, c.kind === 'pause' ? 'partition paused (back-pressure)' : 'partition resumed');
+          if (c.kind === 'pause') this.source.pause(tp);
+          else this.source.resume(tp);
+          this.log.info(
+            { topic: tp.topic, partition: tp.partition, queued: m.queued },
+            c.kind === 'pause' ? 'partition paused (back-pressure)' : 'partition resumed',
+          );
           this.countPaused();
           break;
         case 'wake':
@@ -218,7 +251,7 @@ export class Archiver {
           break;
         case 'readManifest':
           this.io(
-            m,
+            o,
             c,
             () => this.store.getManifest(c.key),
             (r, now) => m.manifestRead(c.op, r, now),
@@ -230,7 +263,7 @@ export class Archiver {
             'flush sealed',
           );
           this.io(
-            m,
+            o,
             c,
             () => c.flush.seal(c.format),
             (r, now) => m.sealed(c.op, r.objects, now),
@@ -238,7 +271,7 @@ export class Archiver {
           break;
         case 'createManifest':
           this.io(
-            m,
+            o,
             c,
             () => this.store.createManifest(c.key, c.manifest),
             (r, now) => m.manifestCreated(c.op, r, now),
@@ -246,7 +279,7 @@ export class Archiver {
           break;
         case 'put':
           this.io(
-            m,
+            o,
             c,
             () => mapLimit(c.objects, this.settings.uploadConcurrency, (o) => this.store.putObject(o.key, o.body)),
             (_, now) => m.uploaded(c.op, now),
@@ -254,20 +287,24 @@ export class Archiver {
           break;
         case 'commit':
           this.io(
-            m,
+            o,
             c,
-            () => this.source.commit(m.partition, c.offset),
+            () => this.source.commit(tp, c.offset),
             (_, now) => m.committed(c.op, now),
           );
           break;
         case 'deadLetter': {
           if (c.attempt === 0) {
             this.metrics.decodeErrors.inc({ reason: c.reason });
-            this.log.warn({ partition: m.partition, offset: c.offset, reason: c.reason, err: describeError(c.error) }, 'record not archivable; dead-lettered');
+            this.log.warn(
+              { topic: tp.topic, partition: tp.partition, offset: c.offset, reason: c.reason, err: describeError(c.error) },
+              'record not archivable; dead-lettered',
+            );
           }
           const send = () =>
             this.source.deadLetter({
-              partition: m.partition,
+              topic: tp.topic,
+              partition: tp.partition,
               offset: c.offset,
               key: c.key,
               value: c.value,
@@ -275,34 +312,37 @@ export class Archiver {
               detail: describeError(c.error).slice(0, 1000),
             });
           const prev = deadLetters;
-          deadLetters = this.io(m, c, prev ? () => prev.then(send) : send, (_, now) => m.deadLettered(c.op, now));
+          deadLetters = this.io(o, c, prev ? () => prev.then(send) : send, (_, now) => m.deadLettered(c.op, now));
           break;
         }
         default:
-          this.notice(m, c);
+          this.notice(o, c);
       }
     }
     return deadLetters;
   }
 
   /** Runs one I/O command and feeds its outcome back to the machine that asked for it. Never rejects. */
-  private io<T>(m: Machine, cmd: IoCommand<FlushBuilder>, call: () => Promise<T>, done: (r: T, now: number) => Command<FlushBuilder>[]): Promise<void> {
+  private io<T>(o: Owned, cmd: IoCommand<FlushBuilder>, call: () => Promise<T>, done: (r: T, now: number) => Command<FlushBuilder>[]): Promise<void> {
     return call()
       .then(
         (r) => {
-          this.perform(m, done(r, this.now()));
+          this.perform(o, done(r, this.now()));
         },
         (err: unknown) => {
-          this.failed(m, cmd, err);
-          this.perform(m, m.failed(cmd.op, this.now()));
+          this.failed(o, cmd, err);
+          this.perform(o, o.m.failed(cmd.op, this.now()));
         },
       )
-      .catch((err: unknown) => this.log.error({ partition: m.partition, op: cmd.kind, err: describeError(err) }, 'performing a command failed'));
+      .catch((err: unknown) =>
+        this.log.error({ topic: o.tp.topic, partition: o.tp.partition, op: cmd.kind, err: describeError(err) }, 'performing a command failed'),
+      );
   }
 
-  private failed(m: Machine, cmd: IoCommand<FlushBuilder>, err: unknown): void {
+  private failed(o: Owned, cmd: IoCommand<FlushBuilder>, err: unknown): void {
+    const { topic, partition } = o.tp;
     if (cmd.kind === 'seal') {
-      this.log.error({ partition: m.partition, err: describeError(err) }, 'flush failed; reading the partition again from its first offset');
+      this.log.error({ topic, partition, err: describeError(err) }, 'flush failed; reading the partition again from its first offset');
       return;
     }
     const op = opLabel(cmd);
@@ -310,39 +350,39 @@ export class Archiver {
     const now = this.now();
     if (cmd.attempt === 0 || now - this.lastWarn > 5000) {
       this.lastWarn = now;
-      const key = 'key' in cmd ? cmd.key : `${this.settings.topic}/${m.partition}@${'offset' in cmd ? cmd.offset : cmd.firstOffset}`;
+      const key = 'key' in cmd ? cmd.key : `${topic}/${partition}@${'offset' in cmd ? cmd.offset : cmd.firstOffset}`;
       this.log.warn({ op, key, attempt: cmd.attempt, err: describeError(err) }, 'call failed; retrying with backoff');
     }
   }
 
-  private notice(m: Machine, n: Notice): void {
-    const partition = m.partition;
+  private notice(o: Owned, n: Notice): void {
+    const { topic, partition } = o.tp;
     switch (n.kind) {
       case 'rewound':
-        this.log.warn({ partition, offset: n.offset, held: n.held }, 'fetch position rewound; dropping what is held');
+        this.log.warn({ topic, partition, offset: n.offset, held: n.held }, 'fetch position rewound; dropping what is held');
         break;
       case 'replay':
-        this.log.info({ partition, key: n.key, firstOffset: n.firstOffset, lastOffset: n.lastOffset }, 'replaying a flush of an earlier run');
+        this.log.info({ topic, partition, key: n.key, firstOffset: n.firstOffset, lastOffset: n.lastOffset }, 'replaying a flush of an earlier run');
         break;
       case 'realigned':
         if (n.cause === 'lookup') {
           this.metrics.realigned.inc();
-          this.log.info({ partition, key: n.key, manifestEnd: n.manifestEnd, held: n.held, from: n.from }, 'realigning to an existing flush');
+          this.log.info({ topic, partition, key: n.key, manifestEnd: n.manifestEnd, held: n.held, from: n.from }, 'realigning to an existing flush');
         } else if (n.cause === 'mismatch') {
           this.metrics.realigned.inc();
-          this.log.warn({ partition, key: n.key, manifestEnd: n.manifestEnd, from: n.from }, 'another writer fixed this flush first; realigning');
+          this.log.warn({ topic, partition, key: n.key, manifestEnd: n.manifestEnd, from: n.from }, 'another writer fixed this flush first; realigning');
         }
         break;
       case 'archived': {
-        const topic = this.settings.topic;
         this.metrics.records.inc({ topic }, n.range.records);
         this.metrics.objects.inc({ topic }, n.objects);
         this.metrics.bytes.inc({ topic }, n.bytes);
         this.metrics.flushes.inc({ reason: n.reason });
         this.metrics.flushSeconds.observe((this.now() - n.sealedAt) / 1000);
-        this.updateLag(m);
+        this.updateLag(o);
         this.log.info(
           {
+            topic,
             partition,
             firstOffset: n.range.firstOffset,
             lastOffset: n.range.lastOffset,
@@ -380,22 +420,22 @@ export class Archiver {
 
   private countPaused(): void {
     let n = 0;
-    for (const m of this.machines.values()) if (m.paused) n++;
+    for (const o of this.machines.values()) if (o.m.paused) n++;
     this.metrics.paused.set(n);
   }
 
-  private updateLag(m: Machine): void {
-    const lag = m.lag;
-    if (lag !== undefined) this.metrics.lag.set({ partition: String(m.partition) }, lag);
+  private updateLag(o: Owned): void {
+    const lag = o.m.lag;
+    if (lag !== undefined) this.metrics.lag.set({ topic: o.tp.topic, partition: String(o.tp.partition) }, lag);
   }
 
   /** Seals flushes whose partition went idle (or whose span is reached), issues the retries that are due. */
   private tick(): void {
     const now = this.now();
     let held = 0;
-    for (const m of this.machines.values()) {
-      this.perform(m, m.tick(now));
-      held += m.heldBytes;
+    for (const o of this.machines.values()) {
+      this.perform(o, o.m.tick(now));
+      held += o.m.heldBytes;
     }
     this.metrics.buffered.set(held);
   }
@@ -416,14 +456,14 @@ export class Archiver {
     this.source.pauseAll();
     const deadline = this.now() + this.settings.shutdownTimeoutMs;
     while (this.activeBatches > 0 && this.now() < deadline) await sleep(10);
-    for (const m of this.machines.values()) this.perform(m, m.stop(this.now()));
+    for (const o of this.machines.values()) this.perform(o, o.m.stop(this.now()));
     for (;;) {
       this.tick();
-      if ([...this.machines.values()].every((m) => m.idle)) break;
+      if ([...this.machines.values()].every((o) => o.m.idle)) break;
       if (this.now() >= deadline) {
         this.log.warn('shutdown timeout: leaving with flushes not uploaded (they will be read again)');
         // Not performed: resuming partitions while leaving the group would only fetch again.
-        for (const m of this.machines.values()) m.revoked();
+        for (const o of this.machines.values()) o.m.revoked();
         break;
       }
       await sleep(20);

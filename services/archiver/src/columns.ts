@@ -1,6 +1,7 @@
-// The archive's columns, derived from the Avro contract (schemas/avro/network-event.avsc):
-// one source of truth for the DuckDB view of `netmon query` and for the test
-// that checks the Athena DDL in infra/athena/.
+// The archive's columns, derived from the Avro contracts (schemas/avro/network-event.avsc,
+// and sensor-status.avsc for the status archive): one source of truth for the
+// DuckDB views of `netmon query` and for the test that checks the Athena DDL in
+// infra/athena/.
 import { readSchema } from '@netmon/common';
 
 export type ColumnType = { kind: 'string' } | { kind: 'int' } | { kind: 'bigint' } | { kind: 'timestamp' } | { kind: 'struct'; fields: Column[] };
@@ -70,6 +71,11 @@ function column(f: AvroField, where: string): Column {
 export function eventColumns(schema: object = readSchema('network-event.avsc')): Column[] {
   const fields = (schema as { fields: AvroField[] }).fields;
   return fields.map((f) => column(f, f.name));
+}
+
+/** The sensor status records' columns (the status archive, table sensor_status), in the schema's order. */
+export function statusColumns(schema: object = readSchema('sensor-status.avsc')): Column[] {
+  return eventColumns(schema);
 }
 
 /**

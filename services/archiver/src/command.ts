@@ -22,7 +22,7 @@ import {
 } from '@netmon/common';
 import { Archiver } from './archiver';
 import { archiverLag, waitingLine } from './lag';
-import { ArchiveQuery, cacheRoot, formatTable, syncArchive } from './query';
+import { ArchiveQuery, cacheRoot, formatTable, statusDir, syncArchive, syncStatusArchive } from './query';
 import { ArchiveStore } from './store';
 
 export const ARCHIVER_HELP = `Usage: netmon archiver [--config FILE]
@@ -33,6 +33,9 @@ gzip NDJSON objects under
   <s3.prefix>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.json.gz
 or parquet (for Athena's bytes scanned), under
   <s3.prefix>-parquet/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first offset>.parquet
+The same group archives the status topic (topics.status: the sensors'
+heartbeats), gzip NDJSON under
+  <s3.prefix>-status/dt=YYYY-MM-DD/hour=HH/<status topic>+<partition>+<first offset>.json.gz
 Flushes on archiver.flush_records, flush_bytes, flush_span_s (event time) and
 idle_flush_s. Metrics and /healthz on archiver.metrics_port. SIGTERM: uploads
 what it holds, commits, leaves the group.
@@ -48,15 +51,18 @@ Runs SQL with DuckDB over the archive, JSON and Parquet objects together: the
 view network_events has the Athena table's columns (type, process,
 network_event, timestamp, host, source, connection, process_key, dt, hour),
 NetworkEvent v1 objects read with v2's defaults; the view netmon_events adds
-event_time, as infra/athena's views do. When events still wait for the
-archiver (its consumer lag), a line on stderr says how many and when they will
-be written.
+event_time, as infra/athena's views do. The view sensor_status has the
+sensors' heartbeats (the Athena table sensor_status: timestamp, host, source,
+seen, lost_kernel, spooled, dropped, spool_bytes, dt, hour), from
+<s3.prefix>-status. When events still wait for the archiver (its consumer
+lag), a line on stderr says how many and when they will be written.
 
 Options:
   --json           one JSON object per row (field order and JSON types kept)
   --source s3|DIR  s3 (default): mirror the bucket's objects into the cache
                    ($NETMON_CACHE_DIR, else ~/.cache/netmon) first; DIR: a local
-                   folder laid out like the prefix (dt=.../hour=.../*.json.gz, *.parquet)
+                   folder laid out like the prefix (dt=.../hour=.../*.json.gz, *.parquet),
+                   its status records in DIR-status (laid out like <s3.prefix>-status)
   --file FILE      read the SQL from FILE (e.g. infra/athena/queries/*.sql)
   --config FILE    netmon.yaml for the S3 settings (default: $NETMON_CONFIG, else the local stack)
   --help           this text
@@ -179,7 +185,10 @@ export async function runQueryCommand(argv: string[], io: CommandIo = { out: pro
     dir = path.join(cacheRoot(), 'archive', config.s3.bucket, config.s3.prefix);
     try {
       const r = await syncArchive(store, config.s3.prefix, dir);
-      io.err.write(`netmon query: s3://${config.s3.bucket}/${config.s3.prefix}: ${r.objects} objects, ${r.downloaded} fetched into ${dir}\n`);
+      const st = await syncStatusArchive(store, config.s3.prefix, statusDir(dir));
+      io.err.write(
+        `netmon query: s3://${config.s3.bucket}/${config.s3.prefix}: ${r.objects} objects, ${r.downloaded} fetched into ${dir} (sensor status: ${st.objects} objects, ${st.downloaded} fetched)\n`,
+      );
     } catch (err) {
       io.err.write(
         isUnreachable(err) ? `${unreachableLine('query', 'S3', config, err)}\n` : `netmon query: cannot read the archive from S3: ${describeError(err)}\n`,

@@ -4,12 +4,29 @@
 // ConfigError naming the variable.
 import { tmpdir } from 'node:os';
 import { type ArchiveFormat, ConfigError, type NetmonConfig, type S3Settings } from '@netmon/common';
+import { statusPrefix } from './layout';
 import { DEFAULT_ROW_GROUP_ROWS } from './parquet';
 import type { FlushLimits } from './policy';
 
+/** One archived topic: where its flushes go and in which format. */
+export interface ArchiveStream {
+  /** events: NetworkEvents (topics.events); status: the sensors' heartbeats (topics.status). */
+  kind: 'events' | 'status';
+  topic: string;
+  /** The prefix its manifests (and, for JSON, its objects) go under: s3.prefix for events, s3.prefix + "-status" for status. */
+  prefix: string;
+  /** The format of the flushes it fixes: archiver.format for events; status records are always JSON. */
+  format: ArchiveFormat;
+}
+
 export interface ArchiverSettings {
   groupId: string;
+  /** The events topic. */
   topic: string;
+  /** The status topic (the sensors' heartbeats, written by the enricher). */
+  statusTopic: string;
+  /** Every archived topic, events first: one consumer group member reads them all. */
+  streams: ArchiveStream[];
   dlqTopic: string;
   limits: FlushLimits;
   metricsPort: number;
@@ -45,6 +62,11 @@ export function archiverSettings(config: NetmonConfig, env: NodeJS.ProcessEnv = 
   return {
     groupId: a.groupId,
     topic: config.topics.events,
+    statusTopic: config.topics.status,
+    streams: [
+      { kind: 'events', topic: config.topics.events, prefix: config.s3.prefix, format: config.archiver.format },
+      { kind: 'status', topic: config.topics.status, prefix: statusPrefix(config.s3.prefix), format: 'json' },
+    ],
     dlqTopic: config.topics.dlq,
     limits: { records: a.flushRecords, bytes: a.flushBytes, spanMs: a.flushSpanS * 1000, idleMs: a.idleFlushS * 1000 },
     metricsPort: a.metricsPort,

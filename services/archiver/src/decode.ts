@@ -1,26 +1,43 @@
 // A Kafka record's value to the JSON line the archive stores. Fast path: Avro
 // bytes straight to the JSON line (transcode.ts); else decode once, stringify
-// once. Pure CPU: no Kafka, no S3.
-import { DecodeError, type NetworkEvent, networkEventCodec, readSchema } from '@netmon/common';
+// once. Pure CPU: no Kafka, no S3. One decoder per contract: NetworkEvent for
+// the events topic, SensorStatus for the status topic; both have a
+// `timestamp` (RFC 3339 UTC) that picks the hour partition.
+import { DecodeError, type SingleObjectCodec, networkEventCodec, readSchema, sensorStatusCodec } from '@netmon/common';
 import type { ArchiveRecord } from './batch';
 import { type HourPartition, hourOf, timeOf } from './layout';
 import { type InMessage, Undecodable } from './partition';
 import { JsonTranscoder, fastTime } from './transcode';
 
-/** The fast path for the current NetworkEvent schema (undefined if the schema has types it does not know). */
-function makeTranscoder(codec: ReturnType<typeof networkEventCodec>): JsonTranscoder | undefined {
+/** The fast path for the current schema (undefined if the schema has types it does not know). */
+function makeTranscoder(schemaFile: string, codec: { header: Buffer }): JsonTranscoder | undefined {
   try {
-    return new JsonTranscoder(readSchema('network-event.avsc'), codec.header, 'timestamp');
+    return new JsonTranscoder(readSchema(schemaFile), codec.header, 'timestamp');
   } catch {
     return undefined;
   }
 }
 
+/** A record of the contract: it has an RFC 3339 `timestamp`. */
+type Timestamped = { timestamp: string };
+
 export class EventDecoder {
-  private readonly codec = networkEventCodec();
-  private readonly transcoder = makeTranscoder(this.codec);
+  private readonly transcoder: JsonTranscoder | undefined;
   private readonly lastPartBytes = Buffer.alloc(13);
   private lastPart?: HourPartition;
+
+  /** Default: NetworkEvents (network-event.avsc). */
+  constructor(
+    private readonly codec: SingleObjectCodec<Timestamped> = networkEventCodec(),
+    schemaFile = 'network-event.avsc',
+  ) {
+    this.transcoder = makeTranscoder(schemaFile, codec);
+  }
+
+  /** The decoder of the status topic's SensorStatus records. */
+  static status(): EventDecoder {
+    return new EventDecoder(sensorStatusCodec(), 'sensor-status.avsc');
+  }
 
   /**
    * The record, or why it cannot be archived. A fast-path record's bytes are
@@ -33,7 +50,7 @@ export class EventDecoder {
       const timeMs = fastTime(out, fast.markStart, fast.markEnd);
       if (timeMs !== undefined) return { offset, bytes: out, bytesEnd: fast.end, part: this.partOf(out, fast.markStart), timeMs };
     }
-    let event: NetworkEvent;
+    let event: Timestamped;
     try {
       event = this.codec.decode(m.value ?? Buffer.alloc(0));
     } catch (err) {

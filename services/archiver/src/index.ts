@@ -11,14 +11,14 @@ export {
   type OpenFlush,
   type PartitionOptions,
 } from './partition';
-export type { ArchiveSource, SourceHandlers, DeadLetterRecord } from './source';
+export { type ArchiveSource, type SourceHandlers, type DeadLetterRecord, type TopicPartition, tpKey } from './source';
 export { RdkafkaSource, type RdkafkaSourceOptions } from './rdkafka-source';
 export { start, runArchiverCommand, runQueryCommand, ARCHIVER_HELP, QUERY_HELP, type ArchiverHandle, type CommandIo } from './command';
-export { archiverSettings, type ArchiverSettings } from './config';
+export { archiverSettings, type ArchiverSettings, type ArchiveStream } from './config';
 export { ArchiveQuery, syncArchive, cacheRoot, viewSql, formatTable } from './query';
 export { ArchiveStore } from './store';
 export { eventColumns, hiveType, duckdbType, PARTITION_COLUMNS, type Column, type ColumnType } from './columns';
-export { dataKey, manifestKey, manifestDir, parseDataKey, hourOf } from './layout';
+export { dataKey, manifestKey, manifestDir, parseDataKey, hourOf, statusPrefix } from './layout';
 export { decodeManifest, type Manifest } from './manifest';
 export * from './errors';
 export { archiverLag, waitingLine, type ArchiverLag } from './lag';

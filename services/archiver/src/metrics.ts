@@ -10,7 +10,7 @@ export interface ArchiverMetrics {
   flushSeconds: Histogram<never>;
   uploadErrors: Counter<'op'>;
   realigned: Counter<never>;
-  lag: Gauge<'partition'>;
+  lag: Gauge<'topic' | 'partition'>;
   paused: Gauge<never>;
   buffered: Gauge<never>;
 }
@@ -40,7 +40,12 @@ export function archiverMetrics(registry: Registry): ArchiverMetrics {
       help: 'Flushes re-read to match a manifest another writer created first',
       registers,
     }),
-    lag: new Gauge({ name: 'netmon_archiver_lag_records', help: 'High watermark minus committed offset, per partition', labelNames: ['partition'], registers }),
+    lag: new Gauge({
+      name: 'netmon_archiver_lag_records',
+      help: 'High watermark minus committed offset, per topic partition (the events topic and the status topic)',
+      labelNames: ['topic', 'partition'],
+      registers,
+    }),
     paused: new Gauge({ name: 'netmon_archiver_paused_partitions', help: 'Partitions paused for back-pressure', registers }),
     buffered: new Gauge({ name: 'netmon_archiver_buffered_bytes', help: 'Uncompressed bytes of records held, not yet committed', registers }),
   };

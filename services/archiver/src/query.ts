@@ -16,6 +16,11 @@
 // every event comes back once. Both views end with `event_time` (TIMESTAMP, ms,
 // UTC: stored in Parquet objects, computed from `timestamp` for JSON ones), then
 // dt and hour.
+//
+// The sensors' status records: a third view, `sensor_status`, the columns of
+// Athena's table of that name (infra/athena/sensor_status.sql), over the status
+// archive (s3.prefix + "-status", mirrored into the cache folder's sibling
+// "<folder>-status"; for a local folder DIR, DIR-status).
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -32,9 +37,10 @@ import {
   duckdbType,
   eventColumns,
   parquetColumns,
+  statusColumns,
   trinoType,
 } from './columns';
-import { type ArchiveFormat, JSON_SUFFIX, PARQUET_SUFFIX, dataPrefix, parseDataKey } from './layout';
+import { type ArchiveFormat, JSON_SUFFIX, PARQUET_SUFFIX, STATUS_PREFIX_SUFFIX, dataPrefix, parseDataKey, statusPrefix } from './layout';
 import type { ArchiveStore } from './store';
 
 /** The cache folder for an S3 archive: $NETMON_CACHE_DIR, else $XDG_CACHE_HOME/netmon, else ~/.cache/netmon. */
@@ -77,9 +83,23 @@ export interface SyncResult {
  * of another size, removes what S3 no longer has.
  */
 export async function syncArchive(store: ArchiveStore, prefix: string, dir: string, concurrency = 8): Promise<SyncResult> {
+  const bases = (['json', 'parquet'] as const).map((format) => ({ base: dataPrefix(prefix, format), format }));
+  return mirror(store, bases, dir, concurrency);
+}
+
+/** The folder of the status archive beside an archive folder: DIR-status, as <s3.prefix>-status sits beside <s3.prefix>. */
+export function statusDir(dir: string): string {
+  return `${dir}${STATUS_PREFIX_SUFFIX}`;
+}
+
+/** Mirrors the status archive of `prefix` (its JSON objects under prefix + "-status") into `dir` (statusDir of the events' folder). */
+export async function syncStatusArchive(store: ArchiveStore, prefix: string, dir: string, concurrency = 8): Promise<SyncResult> {
+  return mirror(store, [{ base: statusPrefix(prefix), format: 'json' }], dir, concurrency);
+}
+
+async function mirror(store: ArchiveStore, bases: { base: string; format: ArchiveFormat }[], dir: string, concurrency: number): Promise<SyncResult> {
   const remote: { key: string; size: number; rel: string }[] = [];
-  for (const format of ['json', 'parquet'] as const) {
-    const base = dataPrefix(prefix, format);
+  for (const { base, format } of bases) {
     for (const o of await store.list(`${base}/dt=`)) {
       if (parseDataKey(o.key)?.format === format) remote.push({ ...o, rel: o.key.slice(base.length + 1) });
     }
@@ -124,6 +144,9 @@ export const EVENTS_TABLE = 'network_events';
 /** The Parquet table of infra/athena/network_events_parquet.sql. */
 export const PARQUET_TABLE = 'network_events_parquet';
 
+/** The sensors' status records: the table of infra/athena/sensor_status.sql, and netmon query's view of the same name. */
+export const STATUS_TABLE = 'sensor_status';
+
 const emptySelect = (cols: Column[]) => `SELECT ${cols.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS "${c.name}"`).join(', ')} WHERE false`;
 const globs = (dirs: string[], suffix: string) => `[${dirs.map((d) => sqlString(path.join(d, 'dt=*', 'hour=*', `*${suffix}`))).join(', ')}]`;
 const HIVE = `hive_partitioning = true, hive_types = {'dt': 'VARCHAR', 'hour': 'INTEGER'}`;
@@ -133,8 +156,7 @@ const HIVE = `hive_partitioning = true, hive_types = {'dt': 'VARCHAR', 'hour': '
  * Athena's table (network_events.sql) declares them: NULL where an object lacks
  * a field (in v1 objects, the fields added since).
  */
-export function jsonTableSelect(dirs: string[]): string {
-  const cols = eventColumns();
+export function jsonTableSelect(dirs: string[], cols: Column[] = eventColumns()): string {
   const all = [...cols, ...PARTITION_COLUMNS];
   const withFiles = dirs.filter((d) => hasObjects(d, 'json'));
   // An empty archive still has the columns, so queries run and return nothing.
@@ -217,6 +239,15 @@ export function viewSql(dirs: string | string[], _hasFiles?: boolean): string[] 
   return [`CREATE OR REPLACE VIEW ${EVENTS_TABLE} AS ${parts.join(' UNION ALL ')}`, `CREATE OR REPLACE VIEW ${EVENTS_VIEW} AS SELECT * FROM ${EVENTS_TABLE}`];
 }
 
+/**
+ * The statement that creates `sensor_status` over the status archive folders
+ * `dirs`: the columns of Athena's table (sensor_status.sql), dt and hour, as
+ * the JSON SerDe reads them (every status object has every field: one version).
+ */
+export function statusViewSql(dirs: string[]): string {
+  return `CREATE OR REPLACE VIEW ${STATUS_TABLE} AS ${jsonTableSelect(dirs, statusColumns())}`;
+}
+
 /** Presto/Athena functions the example queries and the Athena views use, so that they run here unchanged. */
 export const COMPAT_MACROS = [
   'CREATE OR REPLACE MACRO from_iso8601_timestamp(s) AS CAST(s AS TIMESTAMPTZ)',
@@ -237,9 +268,11 @@ export class ArchiveQuery {
 
   /**
    * Opens an in-memory DuckDB with `netmon_events` and `network_events` over
-   * the archive folders `dirs`: the JSON and the Parquet objects in each.
+   * the archive folders `dirs` (the JSON and the Parquet objects in each), and
+   * `sensor_status` over the status folders `statusDirs` (default: each
+   * folder's statusDir sibling).
    */
-  static async open(dirs: string | string[]): Promise<ArchiveQuery> {
+  static async open(dirs: string | string[], statusDirs?: string[]): Promise<ArchiveQuery> {
     const list = (typeof dirs === 'string' ? [dirs] : dirs).map((d) => path.resolve(d));
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
@@ -247,6 +280,7 @@ export class ArchiveQuery {
     await connection.run("SET TimeZone = 'UTC'").catch(() => undefined);
     for (const m of COMPAT_MACROS) await connection.run(m);
     for (const v of viewSql(list)) await connection.run(v);
+    await connection.run(statusViewSql((statusDirs ?? list.map(statusDir)).map((d) => path.resolve(d))));
     return q;
   }
 

@@ -1,7 +1,8 @@
 // ArchiveSource on librdkafka (@confluentinc/kafka-javascript's native API).
 //
-// Consumer: one group member on the events topic, read_committed, manual
-// commits, EAGER assignment (round-robin). The machines assume that a new
+// Consumer: one group member on the archived topics (the events topic and the
+// status topic), read_committed, manual commits, EAGER assignment
+// (round-robin). The machines assume that a new
 // generation reads every owned partition again from its committed offset
 // (archiver.ts, onAssigned: every machine is revoked, new ones start empty),
 // which is what an eager rebalance does; cooperative-sticky would keep the
@@ -11,12 +12,18 @@
 // rdkafkaSettings(); the dead-letter producer is common's idempotent
 // NativeProducer.
 //
-// One loop: consume(N) (a batch across partitions), split per partition
-// (references, no copy per record), one handlers.batch() per partition, in
-// order, awaited. librdkafka's messages fit InMessage as they are (number
+// One loop: consume(N) (a batch across partitions), split per topic partition
+// (references, no copy per record), one handlers.batch() per topic partition,
+// in order, awaited. librdkafka's messages fit InMessage as they are (number
 // offsets). Where a batch ends past trailing control records (transaction
 // markers) is the consumer's position: librdkafka advances it past the
 // markers it served while filling the batch.
+//
+// A topic that does not exist yet (the status topic before the enricher first
+// created it): librdkafka answers the consume with "Unknown topic or
+// partition" and keeps the subscription; the topic is found at the next
+// metadata refresh (every 10 s here, 5 min by default), which rebalances the
+// group. A warning, not a crash: the other topic is archived meanwhile.
 //
 // Staleness, since the native calls overlap the consume in flight:
 // - seek runs on a worker thread: the loop waits for every pending seek
@@ -32,6 +39,7 @@ import { randomUUID } from 'node:crypto';
 import { CODES, type ConsumerGlobalConfig, KafkaConsumer, type LibrdKafkaError, type Message } from '@confluentinc/kafka-javascript';
 import {
   DLQ_HEADERS,
+  deadLetterValue,
   type KafkaSettings,
   type Logger,
   NativeProducer,
@@ -42,13 +50,14 @@ import {
   rdkafkaSettings,
 } from '@netmon/common';
 import type { BatchEnd, InMessage } from './partition';
-import type { ArchiveSource, DeadLetterRecord, SourceHandlers } from './source';
+import { type ArchiveSource, type DeadLetterRecord, type SourceHandlers, type TopicPartition, tpKey } from './source';
 
 /** librdkafka's OFFSET_BEGINNING: where a partition without a committed offset starts (auto.offset.reset=earliest). */
 const OFFSET_BEGINNING = -2;
 
 export interface RdkafkaSourceOptions {
-  topic: string;
+  /** The topics archived: one group member reads them all. */
+  topics: string[];
   dlqTopic: string;
   groupId: string;
   /** Messages per consume() call (default 1000). */
@@ -56,6 +65,9 @@ export interface RdkafkaSourceOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How often a warning about a missing subscribed topic repeats. */
+const MISSING_TOPIC_WARN_MS = 60_000;
 
 const CLIENT = 'archiver consumer';
 const failure = (what: string, err: LibrdKafkaError) => kafkaFailure(CLIENT, what, err);
@@ -68,13 +80,14 @@ export class RdkafkaSource implements ArchiveSource {
   private readonly batchSize: number;
   /** Bumped by every rebalance event (called on the JS thread). */
   private generation = 0;
-  /** Per partition, bumped by every seek. */
-  private readonly epochs = new Map<number, number>();
-  /** Per partition, the offset of its last seek (sought again if a consume overlapped it). */
-  private readonly seekTargets = new Map<number, number>();
+  /** Per topic partition (tpKey), bumped by every seek. */
+  private readonly epochs = new Map<string, number>();
+  /** Per topic partition (tpKey), the offset of its last seek (sought again if a consume overlapped it). */
+  private readonly seekTargets = new Map<string, number>();
   private readonly pendingSeeks = new Set<Promise<void>>();
   private closing = false;
   private loop?: Promise<void>;
+  private missingWarnedAt = 0;
 
   constructor(
     private readonly kafka: KafkaSettings,
@@ -96,6 +109,8 @@ export class RdkafkaSource implements ArchiveSource {
       'fetch.max.bytes': 32 << 20,
       'fetch.wait.max.ms': 500,
       'queued.max.messages.kbytes': 32 << 10,
+      // A subscribed topic created after the start is consumed within 10 s (see the top of this file).
+      'topic.metadata.refresh.interval.ms': 10_000,
       // The client assigns and unassigns right after the 'rebalance' event (eager: the whole assignment).
       rebalance_cb: true,
     };
@@ -119,7 +134,7 @@ export class RdkafkaSource implements ArchiveSource {
       await this.producer.disconnect();
       throw err;
     }
-    this.consumer.subscribe([this.o.topic]);
+    this.consumer.subscribe(this.o.topics);
     this.loop = this.run(h);
   }
 
@@ -128,7 +143,7 @@ export class RdkafkaSource implements ArchiveSource {
     this.generation++;
     this.seekTargets.clear();
     if (err.code === CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
-      const partitions = assignment.filter((a) => a.topic === this.o.topic).map((a) => a.partition);
+      const partitions = assignment.filter((a) => this.o.topics.includes(a.topic)).map((a) => ({ topic: a.topic, partition: a.partition }));
       this.handlers?.assigned(partitions, this.memberId);
     } else if (err.code === CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
       // Nothing more is committed for partitions no longer ours: their machines go now.
@@ -148,6 +163,14 @@ export class RdkafkaSource implements ArchiveSource {
         messages = await this.consume();
       } catch (err) {
         if (this.closing) break;
+        if ((err as { code?: number }).code === CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
+          // A subscribed topic does not exist (yet): the others are consumed meanwhile.
+          if (Date.now() - this.missingWarnedAt > MISSING_TOPIC_WARN_MS) {
+            this.missingWarnedAt = Date.now();
+            this.log.warn({ topics: this.o.topics, err: describeError(err) }, 'a subscribed topic does not exist yet; it is read once it is created');
+          }
+          continue;
+        }
         h.crashed(err, true);
         await sleep(1000);
         continue;
@@ -158,19 +181,21 @@ export class RdkafkaSource implements ArchiveSource {
         await this.rewindToCommitted().catch((err: unknown) => h.crashed(err, true));
         continue;
       }
-      for (const [partition, batch] of byPartition(messages)) {
-        const epoch = this.epochs.get(partition) ?? 0;
-        if (epoch !== (epochs.get(partition) ?? 0)) {
+      for (const [key, batch] of byPartition(messages)) {
+        const tp: TopicPartition = { topic: batch[0]!.topic, partition: batch[0]!.partition };
+        if (!this.o.topics.includes(tp.topic)) continue;
+        const epoch = this.epochs.get(key) ?? 0;
+        if (epoch !== (epochs.get(key) ?? 0)) {
           // Sought while this consume ran: these may be from after the seek, which the position has passed.
-          const to = this.seekTargets.get(partition);
-          if (to !== undefined) this.seek(partition, to);
+          const to = this.seekTargets.get(key);
+          if (to !== undefined) this.seek(tp, to);
           continue;
         }
-        const stale = () => this.closing || this.generation !== generation || (this.epochs.get(partition) ?? 0) !== epoch;
+        const stale = () => this.closing || this.generation !== generation || (this.epochs.get(key) ?? 0) !== epoch;
         if (stale()) continue;
         try {
           // librdkafka's messages have number offsets and Buffer (or null) keys and values: InMessage as they are.
-          await h.batch(partition, batch as readonly Message[] as readonly InMessage[], this.endOf(partition, batch), stale);
+          await h.batch(tp, batch as readonly Message[] as readonly InMessage[], this.endOf(tp, batch), stale);
         } catch (err) {
           h.crashed(err, true);
         }
@@ -179,13 +204,13 @@ export class RdkafkaSource implements ArchiveSource {
   }
 
   /** Where the batch ends: past the control records served after its last message (the position), and the high watermark. */
-  private endOf(partition: number, batch: Message[]): BatchEnd {
+  private endOf(tp: TopicPartition, batch: Message[]): BatchEnd {
     const last = batch[batch.length - 1]!.offset;
     let position = -1;
     let hw = -1;
     try {
-      position = this.consumer.position([{ topic: this.o.topic, partition }])[0]?.offset ?? -1;
-      hw = this.consumer.getWatermarkOffsets(this.o.topic, partition).highOffset ?? -1;
+      position = this.consumer.position([{ topic: tp.topic, partition: tp.partition }])[0]?.offset ?? -1;
+      hw = this.consumer.getWatermarkOffsets(tp.topic, tp.partition).highOffset ?? -1;
     } catch {
       // Not assigned any more, or no watermark cached yet: what the batch itself tells.
     }
@@ -199,21 +224,23 @@ export class RdkafkaSource implements ArchiveSource {
   }
 
   private async rewindToCommitted(): Promise<void> {
-    const owned = this.consumer.assignments().filter((a) => a.topic === this.o.topic);
+    const owned = this.consumer.assignments().filter((a) => this.o.topics.includes(a.topic));
     if (owned.length === 0) return;
-    const committed = await new Promise<Array<{ partition: number; offset?: number }>>((resolve, reject) =>
+    const committed = await new Promise<Array<{ topic: string; partition: number; offset?: number }>>((resolve, reject) =>
       this.consumer.committed(owned, 10_000, (err, tps) => (err ? reject(failure('reading committed offsets', err)) : resolve(tps))),
     );
-    for (const tp of committed) this.seek(tp.partition, tp.offset !== undefined && tp.offset >= 0 ? tp.offset : OFFSET_BEGINNING);
+    for (const tp of committed) this.seek(tp, tp.offset !== undefined && tp.offset >= 0 ? tp.offset : OFFSET_BEGINNING);
   }
 
-  seek(partition: number, offset: number): void {
-    this.epochs.set(partition, (this.epochs.get(partition) ?? 0) + 1);
-    this.seekTargets.set(partition, offset);
+  seek(tp: TopicPartition, offset: number): void {
+    const key = tpKey(tp);
+    this.epochs.set(key, (this.epochs.get(key) ?? 0) + 1);
+    this.seekTargets.set(key, offset);
+    const { topic, partition } = tp;
     const done = new Promise<void>((resolve) =>
-      this.consumer.seek({ topic: this.o.topic, partition, offset }, 0, (err) => {
+      this.consumer.seek({ topic, partition, offset }, 0, (err) => {
         // A partition no longer assigned cannot be sought: its next owner reads from the committed offset.
-        if (err) this.log.warn({ partition, offset, err: describeError(err) }, 'seek failed');
+        if (err) this.log.warn({ topic, partition, offset, err: describeError(err) }, 'seek failed');
         resolve();
       }),
     );
@@ -221,20 +248,20 @@ export class RdkafkaSource implements ArchiveSource {
     void done.then(() => this.pendingSeeks.delete(done));
   }
 
-  pause(partition: number): void {
-    this.pauseOrResume('pause', partition);
+  pause(tp: TopicPartition): void {
+    this.pauseOrResume('pause', tp);
   }
 
-  resume(partition: number): void {
-    this.pauseOrResume('resume', partition);
+  resume(tp: TopicPartition): void {
+    this.pauseOrResume('resume', tp);
   }
 
-  private pauseOrResume(what: 'pause' | 'resume', partition: number): void {
+  private pauseOrResume(what: 'pause' | 'resume', { topic, partition }: TopicPartition): void {
     try {
-      this.consumer[what]([{ topic: this.o.topic, partition }]);
+      this.consumer[what]([{ topic, partition }]);
     } catch (err) {
       // Not assigned (any more), or the client is leaving: its next owner starts unpaused.
-      this.log.debug({ partition, err: describeError(err) }, `${what} ignored`);
+      this.log.debug({ topic, partition, err: describeError(err) }, `${what} ignored`);
     }
   }
 
@@ -246,29 +273,29 @@ export class RdkafkaSource implements ArchiveSource {
     }
   }
 
-  commit(partition: number, offset: number): Promise<void> {
+  commit({ topic, partition }: TopicPartition, offset: number): Promise<void> {
     // commitCb: the synchronous commit on a worker thread (the JS thread goes on). Fenced by the group generation.
     const consumer = this.consumer as KafkaConsumer & {
       commitCb(tps: Array<{ topic: string; partition: number; offset: number }>, cb: (err: LibrdKafkaError | null) => void): void;
     };
     return new Promise((resolve, reject) =>
-      consumer.commitCb([{ topic: this.o.topic, partition, offset }], (err) =>
-        err ? reject(failure(`committing ${this.o.topic}/${partition} at ${offset}`, err)) : resolve(),
-      ),
+      consumer.commitCb([{ topic, partition, offset }], (err) => (err ? reject(failure(`committing ${topic}/${partition} at ${offset}`, err)) : resolve())),
     );
   }
 
   async deadLetter(d: DeadLetterRecord): Promise<void> {
     if (!this.producer) throw new Error('archiver source not started');
+    const { value, headers: cut } = deadLetterValue(d.value);
     await this.producer.send(this.o.dlqTopic, [
       {
         // A null value stays null (librdkafka produces a tombstone), as kafkajs sent it.
-        value: d.value as Buffer,
+        value: value as Buffer,
         key: d.key ?? undefined,
         headers: [
+          ...Object.entries(cut).map(([k, v]) => ({ [k]: v })),
           { [DLQ_HEADERS.reason]: d.reason },
           { [DLQ_HEADERS.detail]: d.detail },
-          { [DLQ_HEADERS.sourceTopic]: this.o.topic },
+          { [DLQ_HEADERS.sourceTopic]: d.topic },
           { [DLQ_HEADERS.sourcePartition]: String(d.partition) },
           { [DLQ_HEADERS.sourceOffset]: String(d.offset) },
         ],
@@ -293,18 +320,20 @@ export class RdkafkaSource implements ArchiveSource {
   }
 }
 
-/** The messages of one consume() per partition, in order (references: no copy per record). */
-function byPartition(messages: Message[]): Map<number, Message[]> {
-  const out = new Map<number, Message[]>();
-  const first = messages[0]!.partition;
-  if (messages[messages.length - 1]!.partition === first && messages.every((m) => m.partition === first)) {
-    out.set(first, messages);
+/** The messages of one consume() per topic partition (tpKey), in order (references: no copy per record). */
+function byPartition(messages: Message[]): Map<string, Message[]> {
+  const out = new Map<string, Message[]>();
+  const { topic, partition } = messages[0]!;
+  const last = messages[messages.length - 1]!;
+  if (last.partition === partition && last.topic === topic && messages.every((m) => m.partition === partition && m.topic === topic)) {
+    out.set(tpKey({ topic, partition }), messages);
     return out;
   }
   for (const m of messages) {
-    const list = out.get(m.partition);
+    const key = tpKey(m);
+    const list = out.get(key);
     if (list) list.push(m);
-    else out.set(m.partition, [m]);
+    else out.set(key, [m]);
   }
   return out;
 }

@@ -197,7 +197,9 @@ export function fastTime(buf: Buffer, start: number, end: number): number | unde
   const h = d(11, 2);
   const mi = d(14, 2);
   const s = d(17, 2);
-  if (!(mo >= 1 && mo <= 12 && day >= 1 && day <= 31 && h <= 23 && mi <= 59 && s <= 60)) return undefined;
+  if (!(mo >= 1 && mo <= 12 && day >= 1 && day <= 31 && h <= 23 && mi <= 59 && s <= 59)) return undefined;
   const t = Date.UTC(d(0, 4), mo - 1, day, h, mi, s, d(20, 3));
-  return Number.isNaN(t) ? undefined : t;
+  // Date.UTC rolls 02-30 over into March: the bytes would then name a partition the time is not in
+  if (Number.isNaN(t) || new Date(t).getUTCDate() !== day) return undefined;
+  return t;
 }

@@ -4,7 +4,10 @@
 // before the connection facts, v2 objects after) and return the expected
 // answers on a known data set. All of it for the JSON table, the Parquet table
 // (whose DDL is also held to the columns of a real Parquet object's footer), and
-// both together.
+// both together. And the sensors' status archive: its table's DDL, netmon
+// query's sensor_status view, and the shared query of hosts with gaps, on a
+// known set of heartbeats (a healthy host, a host with a gap, a host with
+// losses, a host down since before the window, a host that came up late).
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,12 +15,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { DEFAULT_CONNECTION_FACTS, type NetworkEvent } from '@netmon/common';
+import { DEFAULT_CONNECTION_FACTS, type NetworkEvent, type SensorStatusRecord } from '@netmon/common';
 import { FlushBuilder } from '../src/batch';
-import { type Column, type ColumnType, PARTITION_COLUMNS, addedColumns, eventColumns, hiveType, parquetColumns } from '../src/columns';
-import { type ArchiveFormat, hourOf } from '../src/layout';
+import { type Column, type ColumnType, PARTITION_COLUMNS, addedColumns, eventColumns, hiveType, parquetColumns, statusColumns } from '../src/columns';
+import { type ArchiveFormat, hourOf, statusPrefix } from '../src/layout';
 import { ParquetWriter } from '../src/parquet';
-import { COMPAT_MACROS, EVENTS_TABLE, EVENTS_VIEW, PARQUET_TABLE, archiveSelect, parquetTableSelect } from '../src/query';
+import { COMPAT_MACROS, EVENTS_TABLE, EVENTS_VIEW, PARQUET_TABLE, STATUS_TABLE, archiveSelect, parquetTableSelect, statusDir } from '../src/query';
 import { ArchiveQuery, runQueryCommand } from '../src';
 import { type NetworkEventV1, SPEC_ORDER, type SampleOverrides, asV1, assertSpecOrder, sampleEvent } from './samples';
 
@@ -571,14 +574,21 @@ for (const layout of LAYOUTS)
         'listeners-never-accepted.sql',
         'new-remote-names.sql',
         'refused-connects-per-host-per-hour.sql',
+        'sensor-gaps.sql',
         'top-talkers-by-binary.sql',
         'unusual-listeners.sql',
         'who-talks-to-address.sql',
       ]);
       for (const f of files) {
         const sql = stripComments(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'));
-        assert.match(sql, new RegExp(`\\bFROM\\s+${EVENTS_VIEW}\\b`), `${f} reads ${EVENTS_VIEW}`);
-        assert.doesNotMatch(sql, new RegExp(`\\b${EVENTS_TABLE}\\b`), `${f} does not read the table`);
+        if (f === 'sensor-gaps.sql') {
+          // the one query of the status archive: its table (there is only one version of it, no view)
+          assert.match(sql, new RegExp(`\\bFROM\\s+${STATUS_TABLE}\\b`), `${f} reads ${STATUS_TABLE}`);
+          assert.doesNotMatch(sql, new RegExp(`\\b(${EVENTS_VIEW}|${EVENTS_TABLE})\\b`), `${f} reads no events`);
+        } else {
+          assert.match(sql, new RegExp(`\\bFROM\\s+${EVENTS_VIEW}\\b`), `${f} reads ${EVENTS_VIEW}`);
+          assert.doesNotMatch(sql, new RegExp(`\\b${EVENTS_TABLE}\\b`), `${f} does not read the table`);
+        }
         assert.match(readFileSync(path.join(athenaDir, 'queries', f), 'utf8'), /^-- \S/, `${f} opens with a comment saying its question`);
       }
     });
@@ -816,8 +826,15 @@ for (const layout of LAYOUTS)
             'hour',
           ]);
         }
-        for (const name of ['top-talkers-by-binary', 'listeners-never-accepted', 'new-remote-names'])
+        for (const name of ['top-talkers-by-binary', 'listeners-never-accepted', 'new-remote-names', 'sensor-gaps'])
           assert.deepEqual(await e.jsonRows(readQuery(name)), [], name);
+        const t = await e.table(`SELECT * FROM ${STATUS_TABLE}`);
+        assert.deepEqual(
+          t.columns,
+          [...statusColumns(), ...PARTITION_COLUMNS].map((c) => c.name),
+          `${STATUS_TABLE}: its columns, no rows`,
+        );
+        assert.deepEqual(t.rows, []);
       } finally {
         e.close();
         rmSync(empty, { recursive: true, force: true });
@@ -946,3 +963,233 @@ function listObjects(dir: string): { rel: string; text: string }[] {
   walk(dir);
   return out.sort((a, b) => a.rel.localeCompare(b.rel));
 }
+
+// ---- the status archive (infra/athena/sensor_status.sql, queries/sensor-gaps.sql) ----
+
+const statusDdl = readFileSync(path.join(athenaDir, 'sensor_status.sql'), 'utf8');
+
+describe('Athena status DDL (infra/athena/sensor_status.sql)', () => {
+  const parsed = parseDdl(statusDdl);
+
+  test("parses: its own table, the JSON SerDe, a location beside the events table's, not inside it", () => {
+    assert.equal(parsed.table, STATUS_TABLE);
+    assert.equal(parsed.serde, 'org.apache.hive.hcatalog.data.JsonSerDe');
+    const json = parseDdl(ddl).location;
+    assert.equal(parsed.location, `${statusPrefix(json.replace(/\/$/, ''))}/`);
+    assert.ok(!parsed.location.startsWith(json) && !json.startsWith(parsed.location), 'neither location holds the other');
+  });
+
+  test('columns match the Avro schema (sensor-status.avsc) field for field, in order', () => {
+    assert.deepEqual(
+      parsed.columns,
+      statusColumns().map((c) => ({ name: c.name, type: c.type })),
+    );
+  });
+
+  test('partition projection: dt as date, hour as integer, location template', () => assertProjection(parsed));
+});
+
+const STATUS_TOPIC = 'netmon.status.v1';
+const HOSTS = {
+  web: { hostname: 'web-1', id: 'aaaa0000000000000000000000000001' },
+  db: { hostname: 'db-1', id: 'bbbb0000000000000000000000000002' },
+  app: { hostname: 'app-1', id: 'cccc0000000000000000000000000003' },
+  old: { hostname: 'old-1', id: 'dddd0000000000000000000000000004' },
+  late: { hostname: 'late-1', id: 'eeee0000000000000000000000000005' },
+};
+
+/**
+ * Heartbeats every 10 s (the default status interval) from `from` to `to`
+ * (inclusive), of one sensor run; `counters(t)` gives its counters at time t.
+ */
+function beats(
+  host: { hostname: string; id: string },
+  run: string,
+  from: string,
+  to: string,
+  counters: (t: number) => Partial<Pick<SensorStatusRecord, 'lost_kernel' | 'dropped' | 'spooled'>> = () => ({}),
+): SensorStatusRecord[] {
+  const out: SensorStatusRecord[] = [];
+  for (let t = Date.parse(from), seq = 1000; t <= Date.parse(to); t += 10_000, seq += 1000) {
+    out.push({
+      timestamp: new Date(t).toISOString(),
+      host: { ...host },
+      source: { run_id: run, seq },
+      seen: seq * 3,
+      lost_kernel: 0,
+      spooled: 0,
+      dropped: 0,
+      spool_bytes: 0,
+      ...counters(t),
+    });
+  }
+  return out;
+}
+
+/**
+ * The known heartbeats around the window of queries/sensor-gaps.sql
+ * (2025-06-01, UTC, status interval 10 s, factor 3: a gap is over 30 s):
+ * - web-1: healthy all day (its spool grows: late, not lost); after the window, losses that do not count;
+ * - db-1: its sensor down from 10:00:00 to 10:05:00 (300 s), back as a new run that lost 3 records at its
+ *   start; its first run had lost 5 the day before (not in the window);
+ * - app-1: heartbeats all day, 120 records lost in the kernel around 12:00 and 7 dropped at 15:00;
+ * - old-1: its last heartbeat on 2025-05-31 at 20:00: down the whole window;
+ * - late-1: first heartbeat at 18:00 on the window's day, none before.
+ */
+function knownBeats(): SensorStatusRecord[] {
+  const t = (hms: string, day = '2025-06-01') => `${day}T${hms}.000Z`;
+  const before = t('23:59:40', '2025-05-31');
+  const lastOfDay = t('23:59:50');
+  return [
+    ...beats(HOSTS.web, 'web-run', before, lastOfDay, (at) => ({ spooled: at > Date.parse(t('08:00:00')) ? 5000 : 0 })),
+    ...beats(HOSTS.web, 'web-run-2', t('00:00:00', '2025-06-02'), t('00:10:00', '2025-06-02'), () => ({ lost_kernel: 999, dropped: 999 })),
+    ...beats(HOSTS.db, 'db-run-1', t('23:00:00', '2025-05-31'), t('10:00:00'), (at) => ({
+      lost_kernel: at >= Date.parse(t('23:30:00', '2025-05-31')) ? 5 : 0,
+    })),
+    ...beats(HOSTS.db, 'db-run-2', t('10:05:00'), lastOfDay, () => ({ lost_kernel: 3 })),
+    ...beats(HOSTS.app, 'app-run', before, lastOfDay, (at) => ({
+      lost_kernel: at >= Date.parse(t('12:00:20')) ? 120 : at >= Date.parse(t('12:00:10')) ? 100 : 0,
+      dropped: at >= Date.parse(t('15:00:00')) ? 7 : 0,
+    })),
+    ...beats(HOSTS.old, 'old-run', t('19:00:00', '2025-05-31'), t('20:00:00', '2025-05-31')),
+    ...beats(HOSTS.late, 'late-run', t('18:00:00'), lastOfDay),
+  ];
+}
+
+/**
+ * Writes status records as the archiver's status stream does: flushes of
+ * `perFlush` records of the status topic through FlushBuilder (JSON, one object
+ * per hour touched), under prefix "root-status" (statusPrefix of "root"), so
+ * under dir + "-status" here. Returns the lines.
+ */
+async function writeStatusArchive(dir: string, records: SensorStatusRecord[], perFlush = 5000): Promise<string[]> {
+  const lines: string[] = [];
+  const prefix = statusPrefix('root');
+  for (let first = 0; first < records.length; first += perFlush) {
+    const b = new FlushBuilder(prefix, STATUS_TOPIC, 0, first, 6, 0);
+    records.slice(first, first + perFlush).forEach((r, i) => {
+      const line = JSON.stringify(r);
+      lines.push(line);
+      b.append({ offset: first + i, line, part: hourOf(r.timestamp)!, timeMs: Date.parse(r.timestamp) }, 0);
+    });
+    for (const o of (await b.seal('json')).objects) {
+      assert.ok(o.key.startsWith(`${prefix}/dt=`), o.key);
+      const file = path.join(statusDir(dir), o.key.slice(prefix.length + 1));
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, o.body);
+    }
+  }
+  return lines;
+}
+
+describe('the status archive through DuckDB (netmon query): sensor_status and the hosts with gaps', () => {
+  let dir: string;
+  let q: ArchiveQuery;
+  let records: SensorStatusRecord[];
+  const rows = async (sql: string) => (await q.jsonRows(sql)).map((r) => JSON.parse(r) as Record<string, unknown>);
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'netmon-status-'));
+    records = knownBeats();
+    await writeStatusArchive(dir, records);
+    // Events beside it, so that the views of both archives are there together.
+    await writeArchive(dir, [sampleEvent({ ...WEB, timestamp: '2025-06-01T10:02:00.000Z' })], 1);
+    q = await ArchiveQuery.open(dir);
+  });
+  after(() => {
+    q?.close();
+    for (const d of [dir, statusDir(dir)]) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('SELECT * gives back every status record, fields in schema order, then dt and hour', async () => {
+    const out = await q.jsonRows(`SELECT * FROM ${STATUS_TABLE} ORDER BY host.id, "timestamp"`);
+    assert.equal(out.length, records.length);
+    const sorted = [...records].sort((a, b) => (a.host.id === b.host.id ? (a.timestamp < b.timestamp ? -1 : 1) : a.host.id < b.host.id ? -1 : 1));
+    for (const [i, text] of out.entries()) {
+      const { dt, hour, ...rec } = JSON.parse(text) as Record<string, unknown>;
+      assert.equal(JSON.stringify(rec), JSON.stringify(sorted[i]), `row ${i}`);
+      assert.equal(dt, sorted[i]!.timestamp.slice(0, 10));
+      assert.equal(hour, Number(sorted[i]!.timestamp.slice(11, 13)));
+    }
+    assert.deepEqual(await rows(`SELECT count(*) AS n FROM ${EVENTS_VIEW}`), [{ n: 1 }], 'the events are their own view');
+  });
+
+  test('the events of a host and its heartbeats side by side: db-1 had no heartbeat when its event would be missed', async () => {
+    assert.deepEqual(
+      await rows(
+        `SELECT host.hostname AS hostname, count(*) AS heartbeats FROM ${STATUS_TABLE} WHERE dt = '2025-06-01' AND hour = 10 AND "timestamp" < '2025-06-01T10:05:00' GROUP BY 1 ORDER BY 1`,
+      ),
+      [
+        { hostname: 'app-1', heartbeats: 30 },
+        { hostname: 'db-1', heartbeats: 1 },
+        { hostname: 'web-1', heartbeats: 30 },
+      ],
+    );
+  });
+
+  test('hosts with gaps: the down host, the late host, the host with a 300 s gap, the host with losses; not the healthy one', async () => {
+    assert.deepEqual(await rows(readQuery('sensor-gaps')), [
+      {
+        hostname: 'old-1',
+        host_id: HOSTS.old.id,
+        heartbeats: 0,
+        runs: 0,
+        gaps: 1,
+        blind_s: 86_400,
+        longest_gap_s: 86_400,
+        first_gap_at: '2025-06-01T00:00:00.000Z',
+        lost_kernel: 0,
+        dropped: 0,
+        last_heartbeat: '2025-05-31T20:00:00.000Z',
+      },
+      {
+        hostname: 'late-1',
+        host_id: HOSTS.late.id,
+        heartbeats: 2160,
+        runs: 1,
+        gaps: 1,
+        blind_s: 64_800,
+        longest_gap_s: 64_800,
+        first_gap_at: '2025-06-01T00:00:00.000Z',
+        lost_kernel: 0,
+        dropped: 0,
+        last_heartbeat: '2025-06-01T23:59:50.000Z',
+      },
+      {
+        hostname: 'db-1',
+        host_id: HOSTS.db.id,
+        heartbeats: 8640 - 29,
+        runs: 2,
+        gaps: 1,
+        blind_s: 300,
+        longest_gap_s: 300,
+        first_gap_at: '2025-06-01T10:00:00.000Z',
+        lost_kernel: 3,
+        dropped: 0,
+        last_heartbeat: '2025-06-01T23:59:50.000Z',
+      },
+      {
+        hostname: 'app-1',
+        host_id: HOSTS.app.id,
+        heartbeats: 8640,
+        runs: 1,
+        gaps: 0,
+        blind_s: 0,
+        longest_gap_s: 0,
+        first_gap_at: null,
+        lost_kernel: 120,
+        dropped: 7,
+        last_heartbeat: '2025-06-01T23:59:50.000Z',
+      },
+    ]);
+  });
+
+  test('runQueryCommand --source DIR reads the status records from DIR-status', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: { write: (t: string) => out.push(t) }, err: { write: (t: string) => err.push(t) } };
+    const code = await runQueryCommand([`SELECT count(*) AS n, count(DISTINCT host.id) AS hosts FROM ${STATUS_TABLE}`, '--json', '--source', dir], io);
+    assert.equal(code, 0, err.join(''));
+    assert.equal(out.join(''), `{"n":${records.length},"hosts":5}\n`);
+  });
+});

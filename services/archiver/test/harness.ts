@@ -59,7 +59,7 @@ export interface FixtureOptions {
 
 export function configYaml(f: { topic: string; groupId: string; prefix: string }, o: FixtureOptions): string {
   return [
-    `topics: { events: ${f.topic}, dlq: ${f.topic}.dlq }`,
+    `topics: { events: ${f.topic}, dlq: ${f.topic}.dlq, status: ${f.topic}.status }`,
     `s3: { prefix: ${f.prefix} }`,
     `archiver: { group_id: ${f.groupId}, flush_records: ${o.flushRecords ?? 1000}, flush_bytes: ${64 << 20}, flush_span_s: ${o.flushSpanS ?? 86400}, idle_flush_s: ${o.idleFlushS ?? 1}, metrics_port: 0 }`,
     '',
@@ -82,6 +82,8 @@ export async function fixture(name: string, o: FixtureOptions = {}): Promise<Fix
     topics: [
       { topic: names.topic, numPartitions: o.partitions ?? 2, replicationFactor: 1 },
       { topic: `${names.topic}.dlq`, numPartitions: 1, replicationFactor: 1 },
+      // the archiver's group reads the status topic too (empty here)
+      { topic: `${names.topic}.status`, numPartitions: 1, replicationFactor: 1 },
     ],
   });
   const store = new ArchiveStore(createS3Client(config.s3), config.s3);
@@ -89,7 +91,7 @@ export async function fixture(name: string, o: FixtureOptions = {}): Promise<Fix
 }
 
 export async function cleanup(f: Fixture): Promise<void> {
-  await f.admin.deleteTopics({ topics: [f.topic, `${f.topic}.dlq`] }).catch(() => undefined);
+  await f.admin.deleteTopics({ topics: [f.topic, `${f.topic}.dlq`, `${f.topic}.status`] }).catch(() => undefined);
   await f.admin.deleteGroups([f.groupId]).catch(() => undefined);
   await f.admin.disconnect();
   await f.store.deletePrefix(`${f.prefix}/`).catch(() => undefined);

@@ -36,3 +36,16 @@ describe('layout', () => {
     assert.equal(manifestKey('p', 't', 2, 10), 'p/_flushes/t+2/00000000000000000010.json');
   });
 });
+
+test('a timestamp of the right shape but no real date or hour has no partition (Athena could never find it)', () => {
+  for (const t of [
+    '2026-13-45T99:99:99.000Z',
+    '2026-11-31T25:61:00Z',
+    '2026-02-30T24:00:00.000Z',
+    '2026-00-00T00:00:00.000Z',
+    '2023-02-29T10:00:00.000Z',
+    '2026-11-29T23:59:60.000Z',
+  ])
+    assert.equal(hourOf(t), undefined, t);
+  assert.deepEqual(hourOf('2024-02-29T10:00:00.000Z'), { dt: '2024-02-29', hour: '10' });
+});

@@ -96,3 +96,12 @@ describe('Avro → JSON transcoder (the hot path)', () => {
     }
   });
 });
+
+test('fastTime refuses dates that do not exist, so the partition bytes always match the time', () => {
+  for (const t of ['2026-02-30T10:00:00.000Z', '2026-04-31T10:00:00.000Z', '2026-11-29T23:59:60.000Z']) {
+    const b = Buffer.from(t);
+    assert.equal(fastTime(b, 0, b.length), undefined, t);
+  }
+  const ok = Buffer.from('2024-02-29T10:00:00.000Z');
+  assert.equal(fastTime(ok, 0, ok.length), Date.UTC(2024, 1, 29, 10));
+});

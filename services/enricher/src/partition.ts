@@ -22,17 +22,20 @@
 // in the changelog, and after a restart records at or below it are skipped.
 import {
   DLQ_HEADERS,
+  deadLetterValue,
   DecodeError,
   type NetworkEvent,
   type ProcessFilter,
   type RawRecord,
   type SensorStatus,
+  type SensorStatusRecord,
   describeError,
   networkEventCodec,
   rawRecordCodec,
+  sensorStatusCodec,
 } from '@netmon/common';
 import { type ChangelogMessage, type StateSink, changeMessage, dnsMessage, doneMessage } from './changelog';
-import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions } from './lib';
+import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions, formatTimestamp } from './lib';
 
 /**
  * A raw message packs up to this many records (the sensor sends at most 4096);
@@ -96,7 +99,7 @@ export type Command =
    * `commit`: one transaction when exactly once, else send then commit.
    * Then flushDone() or, on any failure (after aborting), flushFailed().
    */
-  | { kind: 'transaction'; requests: TopicBatch[][]; commit: OffsetCommit; events: number; deadLetters: number; changes: number }
+  | { kind: 'transaction'; requests: TopicBatch[][]; commit: OffsetCommit; events: number; statuses: number; deadLetters: number; changes: number }
   /** Fetch the raw partition from `offset`: the consumer is past the committed offset (rewind) or a flush failed (retry). */
   | { kind: 'seek'; offset: number; reason: 'rewind' | 'retry'; from?: number }
   /** The batch is handled up to `offset` (kafkajs: resolveOffset). */
@@ -113,12 +116,14 @@ export type Command =
 /** What every partition of an instance shares. */
 export interface PartitionContext {
   exactlyOnce: boolean;
-  topics: { raw: string; events: string; dlq: string; state: string };
+  /** status: the sensors' heartbeats (SensorStatus records), keyed by host id like the events. */
+  topics: { raw: string; events: string; dlq: string; state: string; status: string };
   /** For each machine's Enricher; trackChanges is always on (the changelog). */
   enricher: EnricherOptions;
   chunk: ChunkLimits;
   rawCodec: ReturnType<typeof rawRecordCodec>;
   eventCodec: ReturnType<typeof networkEventCodec>;
+  statusCodec: ReturnType<typeof sensorStatusCodec>;
   /** eventCodec.encode into shared slabs (the producer copies the bytes). */
   encodeEvent(ev: NetworkEvent): Buffer;
   /** The events' key: the host id's bytes (cached across partitions). */
@@ -135,6 +140,7 @@ export function partitionContext(
     chunk: DEFAULT_CHUNK_LIMITS,
     rawCodec: rawRecordCodec(),
     eventCodec,
+    statusCodec: sensorStatusCodec(),
     encodeEvent: (ev) => slabs.encode(ev),
     hostKey: (hostId) => {
       let key = hostKeys.get(hostId);
@@ -211,6 +217,7 @@ export class PartitionMachine {
   private read = -1;
   private committedOffset = -1;
   private events: OutMessage[] = [];
+  private statuses: OutMessage[] = [];
   private dlq: OutMessage[] = [];
   /** Notes of the current step, returned ahead of its commands. */
   private notes: Command[] = [];
@@ -252,6 +259,25 @@ export class PartitionMachine {
         },
         status: (record: RawRecord, status: SensorStatus) => {
           this.notes.push({ kind: 'status', host: record.hostname || record.host_id, status });
+          // The heartbeat on the status topic, in its host's order, in the same transaction as the events before it.
+          const out: SensorStatusRecord = {
+            timestamp: formatTimestamp(record.time_us),
+            host: { hostname: record.hostname, id: record.host_id },
+            source: { run_id: record.run_id, seq: record.seq },
+            seen: status.seen,
+            lost_kernel: status.lost_kernel,
+            spooled: status.spooled,
+            dropped: status.dropped,
+            spool_bytes: status.spool_bytes,
+          };
+          let value: Buffer;
+          try {
+            value = ctx.statusCodec.encode(out);
+          } catch (err) {
+            this.deadLetter(Buffer.from(JSON.stringify(out)), 'encode', `status of run ${record.run_id} seq ${record.seq}: ${describeError(err)}`, this.read);
+            return;
+          }
+          this.statuses.push({ key: ctx.hostKey(record.host_id), value });
         },
       },
     );
@@ -340,6 +366,7 @@ export class PartitionMachine {
       // offsets; only held records go (they will be read again).
       enricher.dropHeld();
       this.events = [];
+      this.statuses = [];
       this.dlq = [];
     }
     this.generation = w.generation;
@@ -439,17 +466,19 @@ export class PartitionMachine {
     return this.flush(true);
   }
 
-  private deadLetter(value: Buffer, reason: string, detail: string, offset: number, original?: MessageHeaders): void {
+  private deadLetter(original: Buffer, reason: string, detail: string, offset: number, originalHeaders?: MessageHeaders): void {
     this.notes.push({ kind: 'rejected', reason, detail, offset });
+    const { value, headers: cut } = deadLetterValue(original);
     const headers: MessageHeaders = {
-      ...original,
+      ...originalHeaders,
+      ...cut,
       [DLQ_HEADERS.reason]: reason,
       [DLQ_HEADERS.detail]: detail.slice(0, 1000),
       [DLQ_HEADERS.sourceTopic]: this.ctx.topics.raw,
       [DLQ_HEADERS.sourcePartition]: String(this.partition),
       [DLQ_HEADERS.sourceOffset]: String(offset),
     };
-    this.dlq.push({ value, headers });
+    this.dlq.push({ value: value!, headers });
   }
 
   /** The step's notes, then its transaction, or `consumed` when there is nothing to write. */
@@ -467,11 +496,14 @@ export class PartitionMachine {
     for (const [hostId, position] of enricher.takeDone()) state.push(doneMessage(hostId, position, partition));
     const batches: TopicBatch[] = [];
     if (this.events.length > 0) batches.push({ topic: ctx.topics.events, messages: this.events });
+    if (this.statuses.length > 0) batches.push({ topic: ctx.topics.status, messages: this.statuses });
     if (this.dlq.length > 0) batches.push({ topic: ctx.topics.dlq, messages: this.dlq });
     if (state.length > 0) batches.push({ topic: ctx.topics.state, messages: state });
     const events = this.events.length;
+    const statuses = this.statuses.length;
     const deadLetters = this.dlq.length;
     this.events = [];
+    this.statuses = [];
     this.dlq = [];
     if (batches.length === 0 && offset === this.committedOffset) {
       if (fromBatch && this.read >= 0) out.push({ kind: 'consumed', offset: this.read });
@@ -483,6 +515,7 @@ export class PartitionMachine {
       requests: chunks(batches, ctx.chunk),
       commit: { topic: ctx.topics.raw, partition, offset },
       events,
+      statuses,
       deadLetters,
       changes: state.length,
     });

@@ -13,7 +13,8 @@
 // hand, then unassigns.
 //
 // Exactly once (KIP-447): ONE transactional producer per instance,
-// transactional id "<group>.<raw topic>.<random>", and every offset commit goes
+// transactional id "<group>.<raw topic>.<random>" (events, sensor status records,
+// dead letters and changelog in one transaction), and every offset commit goes
 // through sendOffsetsToTransaction with the consumer's group metadata, so the
 // broker refuses it from a member of an older generation: a zombie is fenced by
 // the group, not by its transactional id. Writes of several partitions that
@@ -603,6 +604,7 @@ export class RdkafkaClient implements EnricherClient {
     await withAdmin(this.config.kafka, async (admin) => {
       if (!existing.has(topics.raw)) await admin.createTopic(topics.raw, topics.partitions, replicationFactor);
       if (!existing.has(topics.events)) await admin.createTopic(topics.events, topics.partitions, replicationFactor);
+      if (!existing.has(topics.status)) await admin.createTopic(topics.status, topics.partitions, replicationFactor);
       if (!existing.has(topics.dlq)) await admin.createTopic(topics.dlq, 1, replicationFactor);
       if (!existing.has(this.settings.stateTopic)) {
         // One changelog partition per raw partition.

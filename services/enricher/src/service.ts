@@ -5,8 +5,9 @@
 // turns the machines' notes into metrics and logs.
 //
 // Exactly once (enricher.exactly_once: true): each flush of a partition is one
-// transaction holding its events, its dead letters, its changelog records and
-// the consumer offset of that partition. Before a newly assigned partition is
+// transaction holding its events, its sensor status records (status topic),
+// its dead letters, its changelog records and the consumer offset of that
+// partition. Before a newly assigned partition is
 // read, its transactional output is opened, which fences the previous owner;
 // only then are the changelog and the committed offset read, which can no
 // longer move.
@@ -100,7 +101,7 @@ class EnricherService implements EnricherHandle {
     if (options.maxEntries !== undefined) table.maxEntries = options.maxEntries;
     this.ctx = partitionContext({
       exactlyOnce: config.enricher.exactlyOnce,
-      topics: { raw: config.topics.raw, events: config.topics.events, dlq: config.topics.dlq, state: settings.stateTopic },
+      topics: { raw: config.topics.raw, events: config.topics.events, dlq: config.topics.dlq, state: settings.stateTopic, status: config.topics.status },
       enricher: { processWaitMs: config.enricher.processWaitMs, filter: config.processFilter, ...table },
       chunk: { ...DEFAULT_CHUNK_LIMITS, messages: CHUNK_MESSAGES },
     });
@@ -147,6 +148,7 @@ class EnricherService implements EnricherHandle {
       {
         raw: config.topics.raw,
         events: config.topics.events,
+        status: config.topics.status,
         state: this.ctx.topics.state,
         exactlyOnce: config.enricher.exactlyOnce,
         group: config.enricher.groupId,

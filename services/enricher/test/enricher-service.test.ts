@@ -14,11 +14,13 @@ import {
   type NetworkEvent,
   type ProcessFilter,
   type RawRecord,
+  type SensorStatusRecord,
   createKafka,
   createLogger,
   loadConfig,
   networkEventCodec,
   rawRecordCodec,
+  sensorStatusCodec,
 } from '@netmon/common';
 import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
 import { Enricher, start } from '../src';
@@ -77,6 +79,8 @@ interface Env {
   produce(records: Array<RawRecord | Buffer>): Promise<void>;
   events(): Consumed<NetworkEvent>;
   dlq(): Consumed<{ value: Buffer; headers: IHeaders }>;
+  /** The status topic's SensorStatus records. */
+  statuses(): Consumed<SensorStatusRecord>;
 }
 
 interface Consumed<T> {
@@ -100,13 +104,13 @@ async function environment(
   const id = `${name}-${randomUUID().slice(0, 8)}`;
   const config: NetmonConfig = {
     ...base,
-    topics: { raw: `t.${id}.raw`, events: `t.${id}.events`, dlq: `t.${id}.dlq`, partitions: over.partitions ?? 3 },
+    topics: { raw: `t.${id}.raw`, events: `t.${id}.events`, dlq: `t.${id}.dlq`, status: `t.${id}.status`, partitions: over.partitions ?? 3 },
     enricher: { groupId: `g-${id}`, exactlyOnce: over.exactlyOnce ?? true, processWaitMs: over.processWaitMs ?? 500, metricsPort: 0 },
     processFilter: over.filter ?? null,
   };
   const a = await getAdmin();
   await a.createTopics({
-    topics: [config.topics.raw, config.topics.events, config.topics.dlq].map((topic) => ({
+    topics: [config.topics.raw, config.topics.events, config.topics.dlq, config.topics.status].map((topic) => ({
       topic,
       numPartitions: config.topics.partitions,
       replicationFactor: 1,
@@ -114,7 +118,9 @@ async function environment(
     waitForLeaders: true,
   });
   cleanups.push(async () => {
-    await a.deleteTopics({ topics: [config.topics.raw, config.topics.events, config.topics.dlq, `${config.enricher.groupId}.state`] }).catch(() => {});
+    await a
+      .deleteTopics({ topics: [config.topics.raw, config.topics.events, config.topics.dlq, config.topics.status, `${config.enricher.groupId}.state`] })
+      .catch(() => {});
     await a.deleteGroups([config.enricher.groupId]).catch(() => {});
   });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -141,6 +147,8 @@ async function environment(
   let dlqC: Consumed<{ value: Buffer; headers: IHeaders }> | undefined;
   eventsC = await consume(config.topics.events, (m) => eventCodec.decode(m.value!));
   dlqC = await consume(config.topics.dlq, (m) => ({ value: m.value!, headers: m.headers ?? {} }));
+  const statusCodec = sensorStatusCodec();
+  const statusC = await consume(config.topics.status, (m) => statusCodec.decode(m.value!));
   return {
     config,
     produce: async (records) => {
@@ -149,6 +157,7 @@ async function environment(
     },
     events: () => eventsC!,
     dlq: () => dlqC!,
+    statuses: () => statusC,
   };
 }
 
@@ -340,7 +349,7 @@ function configFile(config: NetmonConfig, dir: string): string {
     [
       `log: { level: warn }`,
       `kafka: { brokers: [${config.kafka.brokers.join(', ')}] }`,
-      `topics: { raw: ${config.topics.raw}, events: ${config.topics.events}, dlq: ${config.topics.dlq}, partitions: ${config.topics.partitions} }`,
+      `topics: { raw: ${config.topics.raw}, events: ${config.topics.events}, dlq: ${config.topics.dlq}, status: ${config.topics.status}, partitions: ${config.topics.partitions} }`,
       `enricher: { group_id: ${config.enricher.groupId}, exactly_once: ${config.enricher.exactlyOnce}, process_wait_ms: ${config.enricher.processWaitMs}, metrics_port: 0 }`,
       '',
     ].join('\n'),
@@ -363,12 +372,17 @@ function spawnEnricher(file: string): ChildProcess {
   return child;
 }
 
-test('kill -9 mid-stream, restart: every expected event exactly once under read_committed', async () => {
+test('kill -9 mid-stream, restart: every expected event and every status record exactly once under read_committed', async () => {
   const env = await environment('kill9', { processWaitMs: 300 });
   const dir = mkdtempSync(path.join(tmpdir(), 'enricher-'));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   const file = configFile(env.config, dir);
-  const records = workload(8000); // 40,000 records, 5 hosts
+  // 40,000 records, 5 hosts; every 500th of a host a sensor status record (80 in all)
+  const records = workload(8000).map((r) =>
+    r.seq % 500 === 250 ? status({ host_id: r.host_id, hostname: r.hostname, run_id: r.run_id, seq: r.seq, time_us: r.time_us }) : r,
+  );
+  const wantStatuses = records.filter((r) => 'netmon.raw.SensorStatus' in r.payload).map((r) => `${r.hostname}/${r.seq}`);
+  assert.equal(wantStatuses.length, 80);
   const want = expected(records);
   let child = spawnEnricher(file);
   await env.produce(records.slice(0, 20_000));
@@ -382,8 +396,24 @@ test('kill -9 mid-stream, restart: every expected event exactly once under read_
   await env.produce(records.slice(30_000));
   child = spawnEnricher(file);
   const got = await events.waitFor(want.length, 120_000);
+  const statuses = await env.statuses().waitFor(wantStatuses.length, 60_000);
   await new Promise((r) => setTimeout(r, 1500));
   assertExactly(got, want);
+  const byHostThenSeq = (a: string, b: string) => {
+    const [ha, sa] = a.split('/');
+    const [hb, sb] = b.split('/');
+    return ha === hb ? Number(sa) - Number(sb) : ha! < hb! ? -1 : 1;
+  };
+  const gotStatuses = statuses.map((x) => `${x.host.hostname}/${x.source.seq}`);
+  assert.deepEqual([...gotStatuses].sort(byHostThenSeq), [...wantStatuses].sort(byHostThenSeq), 'every status record once');
+  for (const h of HOSTS) {
+    const seqs = statuses.filter((x) => x.host.id === h.host_id).map((x) => x.source.seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      `${h.hostname}: its status records in order`,
+    );
+  }
   // Processes that exec'd before the restart are still attributed.
   assert.ok(got.slice(-100).every((e) => e.process.binary_path.startsWith('/usr/bin/worker-')));
   child.kill('SIGTERM');

@@ -230,8 +230,8 @@ test('late process record: an exec later than the socket event is another progra
   assert.equal(e.counters.unknown, 1);
 });
 
-test('order per host: a waiting record holds back its host only', () => {
-  const { events, push, e } = harness({ processWaitMs: 1000 });
+test('order per host: a waiting record holds back its host only, its status records too', () => {
+  const { events, statuses, push, e } = harness({ processWaitMs: 1000 });
   const other = { host_id: 'other-host', hostname: 'db-1' };
   const known = task(1, 100);
   const late = task(2, 200);
@@ -246,7 +246,9 @@ test('order per host: a waiting record holds back its host only', () => {
   );
   assert.equal(e.oldestHeld(), 2);
   assert.equal(e.heldCount, 2);
-  push(status({ seq: 1002 }), 0); // 5: a record without output, queued too
+  push(status({ seq: 1002 }), 0); // 5: a status record, queued too
+  assert.equal(statuses.length, 0, 'the status waits behind the held records of its host');
+  assert.equal(e.statuses()[0]!.status.seen, 10, 'the latest status is known at once');
   assert.deepEqual(
     new Map(e.takeDone()),
     new Map([
@@ -262,6 +264,11 @@ test('order per host: a waiting record holds back its host only', () => {
       [1000, '/bin/late'],
       [1001, '/bin/known'],
     ],
+  );
+  assert.deepEqual(
+    statuses.map((r) => r.seq),
+    [1002],
+    'then the status, after the events before it',
   );
   assert.equal(e.oldestHeld(), undefined);
   assert.deepEqual(e.takeDone(), [[HOST.id, 6]]);

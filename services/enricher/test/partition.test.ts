@@ -3,7 +3,7 @@
 // a restart can be restored from what was committed, as the real one is.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DLQ_HEADERS, type NetworkEvent, type RawRecord, networkEventCodec, rawRecordCodec } from '@netmon/common';
+import { DLQ_HEADERS, type NetworkEvent, type RawRecord, type SensorStatusRecord, networkEventCodec, rawRecordCodec, sensorStatusCodec } from '@netmon/common';
 import { type StateSink, applyStateMessage } from '../src/changelog';
 import { Enricher } from '../src/lib';
 import {
@@ -18,12 +18,13 @@ import {
 } from '../src/partition';
 import { exec, socket, status, task } from './helpers';
 
-const TOPICS = { raw: 'raw', events: 'events', dlq: 'dlq', state: 'state' };
+const TOPICS = { raw: 'raw', events: 'events', dlq: 'dlq', state: 'state', status: 'status' };
 const P = 3;
 const GEN = 1;
 const NOW = 1_000_000;
 const rawCodec = rawRecordCodec();
 const eventCodec = networkEventCodec();
+const statusCodec = sensorStatusCodec();
 const A = { host_id: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', hostname: 'host-a' };
 const B = { host_id: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', hostname: 'host-b' };
 
@@ -63,6 +64,10 @@ function eventsOf(tx: Tx): NetworkEvent[] {
   return messagesOf(tx, TOPICS.events).map((m) => eventCodec.decode(m.value as Buffer));
 }
 
+function statusesOf(tx: Tx): SensorStatusRecord[] {
+  return messagesOf(tx, TOPICS.status).map((m) => statusCodec.decode(m.value as Buffer));
+}
+
 /** The commands' events as "host/seq" strings. */
 function seqs(events: NetworkEvent[]): string[] {
   return events.map((e) => `${e.host.hostname}/${e.source.seq}`);
@@ -71,6 +76,7 @@ function seqs(events: NetworkEvent[]): string[] {
 /** What committed transactions left on the topics and the group's offset. */
 class Broker {
   events: NetworkEvent[] = [];
+  statuses: SensorStatusRecord[] = [];
   changelog: OutMessage[] = [];
   committed = 0;
 
@@ -78,6 +84,7 @@ class Broker {
     assert.equal(tx.commit.topic, TOPICS.raw);
     assert.equal(tx.commit.partition, P);
     this.events.push(...eventsOf(tx));
+    this.statuses.push(...statusesOf(tx));
     this.changelog.push(...messagesOf(tx, TOPICS.state));
     this.committed = tx.commit.offset;
   }
@@ -365,15 +372,84 @@ test('dead letters: undecodable, empty and contract-breaking records carry the o
   assert.match(String(dl[2]!.headers![DLQ_HEADERS.detail]), /record 0: .*INET6 addresses of 4 and 4 bytes, expected 16/);
 });
 
-test('a sensor status record → a status note', () => {
+test('a sensor status record → a status note, and one status message in the transaction, keyed by host id', () => {
   const m = machine();
   const s = status({ ...at(A, 0) });
-  const cmds = ready(m, new Broker(), [msg(0, s)]);
+  (s.payload as { 'netmon.raw.SensorStatus': { lost_kernel: number; dropped: number } })['netmon.raw.SensorStatus'].lost_kernel = 3;
+  const cmds = ready(m, new Broker(), [msg(0, s, socket(curl, 'ESTABLISH', at(A, 1)))]);
   const notes = cmds.filter((c) => c.kind === 'status');
   assert.deepEqual(
     notes.map((n) => [n.host, n.status.seen]),
     [['host-a', 10]],
   );
+  const tx = txOf(cmds);
+  assert.equal(tx.statuses, 1);
+  assert.equal(tx.events, 1);
+  assert.deepEqual(
+    tx.requests.flat().map((b) => [b.topic, b.messages.length]),
+    [
+      [TOPICS.events, 1],
+      [TOPICS.status, 1],
+      [TOPICS.state, 1],
+    ],
+    'events, statuses and the changelog in one transaction with the offset',
+  );
+  assert.deepEqual(messagesOf(tx, TOPICS.status)[0]!.key, Buffer.from(A.host_id));
+  assert.deepEqual(JSON.parse(JSON.stringify(statusesOf(tx))), [
+    {
+      timestamp: '2025-05-31T10:05:51.282Z',
+      host: { hostname: 'host-a', id: A.host_id },
+      source: { run_id: 'run-host-a', seq: 0 },
+      seen: 10,
+      lost_kernel: 3,
+      spooled: 0,
+      dropped: 0,
+      spool_bytes: 0,
+    },
+  ]);
+});
+
+test('status records exactly once: one behind a held record of its host waits for it, and is not published again after a restart', () => {
+  const broker = new Broker();
+  const first = machine({ processWaitMs: 1000 });
+  const stranger = task(7, 1, { comm: 'stranger' });
+  const input = [
+    msg(0, socket(stranger, 'ACCEPT', at(A, 0))), // waits for its process
+    msg(1, status(at(A, 1)), status(at(B, 0))),
+    msg(2, status(at(B, 1))),
+  ];
+  const tx1 = txOf(ready(first, broker, input));
+  assert.deepEqual(
+    statusesOf(tx1).map((x) => `${x.host.hostname}/${x.source.seq}`),
+    ['host-b/0', 'host-b/1'],
+    "host a's status waits behind its held record; host b's go out",
+  );
+  assert.equal(tx1.commit.offset, 0, 'held back by host a');
+  broker.apply(tx1);
+  // Killed here. The next instance reads from offset 0 again.
+  const next = machine({ processWaitMs: 1000 });
+  const tx2 = txOf(ready(next, broker, [...input, msg(3, status(at(B, 2)))]));
+  assert.deepEqual(
+    statusesOf(tx2).map((x) => `${x.host.hostname}/${x.source.seq}`),
+    ['host-b/2'],
+    "host b's statuses up to its done position are not sent again",
+  );
+  broker.apply(tx2);
+  next.flushDone();
+  const tx3 = txOf(next.tick(NOW + 1000, GEN));
+  assert.deepEqual(seqs(eventsOf(tx3)), ['host-a/0']);
+  assert.deepEqual(
+    statusesOf(tx3).map((x) => `${x.host.hostname}/${x.source.seq}`),
+    ['host-a/1'],
+    "host a's status after its event",
+  );
+  broker.apply(tx3);
+  assert.deepEqual(
+    broker.statuses.map((x) => `${x.host.hostname}/${x.source.seq}`),
+    ['host-b/0', 'host-b/1', 'host-b/2', 'host-a/1'],
+    'every status once',
+  );
+  assert.equal(broker.committed, 4);
 });
 
 test('a stopping consumer: the batch is not read, the flush still runs and resolves what was read', () => {

@@ -33,13 +33,14 @@ export async function startPipeline(processFilter = '', sensorSettings = ''): Pr
   const raw = await createTopic(kafka, `netmon.e2e.raw.${id}`);
   const events = await createTopic(kafka, `netmon.e2e.events.${id}`);
   const dlq = await createTopic(kafka, `netmon.e2e.dlq.${id}`, 1);
+  const status = await createTopic(kafka, `netmon.e2e.status.${id}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'netmon-e2e-'));
   const prefix = `e2e/${id}`;
   const config = path.join(dir, 'netmon.yaml');
   writeFileSync(
     config,
     [
-      `topics: { raw: ${raw}, events: ${events}, dlq: ${dlq} }`,
+      `topics: { raw: ${raw}, events: ${events}, dlq: ${dlq}, status: ${status} }`,
       `s3: { bucket: ${s3Settings.bucket}, prefix: ${prefix} }`,
       `sensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1${sensorSettings} }`,
       `enricher: { group_id: netmon-e2e-enricher-${id}, metrics_port: 0, process_wait_ms: 2000 }`,
@@ -62,10 +63,13 @@ export async function startPipeline(processFilter = '', sensorSettings = ''): Pr
     },
     stop: async () => {
       for (const service of ['sensor', 'enricher', 'archiver'] as const) await children.get(service)?.stop('SIGTERM');
-      await deleteTopics(kafka, [raw, events, dlq]);
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: `${prefix}/` }));
-      const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
-      if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: s3Settings.bucket, Delete: { Objects: keys } }));
+      await deleteTopics(kafka, [raw, events, dlq, status]);
+      // the events (and their manifests) under prefix/, the sensors' status records under prefix-status/
+      for (const under of [`${prefix}/`, `${prefix}-status/`]) {
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: under }));
+        const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+        if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: s3Settings.bucket, Delete: { Objects: keys } }));
+      }
     },
   };
   started.push(pipeline);

@@ -60,6 +60,7 @@ export function freshNames(): PipelineNames {
     raw: `netmon.sec.raw.${id}`,
     events: `netmon.sec.events.${id}`,
     dlq: `netmon.sec.dlq.${id}`,
+    status: `netmon.sec.status.${id}`,
     enricherGroup: `netmon-sec-enricher-${id}`,
     archiverGroup: `netmon-sec-archiver-${id}`,
   };
@@ -80,6 +81,7 @@ export async function provisionPipeline(b: SecureBroker, names: PipelineNames): 
         { topic: names.raw, numPartitions: 2 },
         { topic: names.events, numPartitions: 2 },
         { topic: names.dlq, numPartitions: 1 },
+        { topic: names.status, numPartitions: 2 },
       ],
       waitForLeaders: true,
     });
@@ -95,7 +97,7 @@ export async function cleanPipeline(b: SecureBroker, names: PipelineNames): Prom
   const admin = secureAdmin(b);
   await admin.connect();
   try {
-    await admin.deleteTopics({ topics: [names.raw, names.events, names.dlq, `${names.enricherGroup}.state`] }).catch(() => {});
+    await admin.deleteTopics({ topics: [names.raw, names.events, names.dlq, names.status, `${names.enricherGroup}.state`] }).catch(() => {});
     await admin.deleteGroups([names.enricherGroup, names.archiverGroup]).catch(() => {});
   } finally {
     await admin.disconnect();

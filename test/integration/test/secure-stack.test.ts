@@ -205,7 +205,7 @@ describe('secure stack: TLS, SCRAM-SHA-512 and ACLs', () => {
 
     const enricherConfig = path.join(dir, 'enricher.yaml');
     writeConfig(enricherConfig, broker, ENRICHER, [
-      `topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq} }`,
+      `topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq}, status: ${names.status} }`,
       `enricher: { group_id: ${names.enricherGroup}, metrics_port: 0, process_wait_ms: 500 }`,
     ]);
     // The archiver's password comes from the environment, as a Kubernetes Secret gives it.
@@ -215,7 +215,7 @@ describe('secure stack: TLS, SCRAM-SHA-512 and ACLs', () => {
       broker,
       ARCHIVER,
       [
-        `topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq} }`,
+        `topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq}, status: ${names.status} }`,
         `s3: { bucket: ${s3Settings.bucket}, prefix: ${prefix} }`,
         `archiver: { group_id: ${names.archiverGroup}, metrics_port: 0, idle_flush_s: 1, flush_span_s: 5 }`,
       ],
@@ -347,7 +347,10 @@ describe('secure stack: TLS, SCRAM-SHA-512 and ACLs', () => {
         config,
         broker,
         ENRICHER,
-        [`topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq} }`, `enricher: { group_id: ${names.enricherGroup}, metrics_port: 0 }`],
+        [
+          `topics: { raw: ${names.raw}, events: ${names.events}, dlq: ${names.dlq}, status: ${names.status} }`,
+          `enricher: { group_id: ${names.enricherGroup}, metrics_port: 0 }`,
+        ],
         c.edit,
       );
       const at = Date.now();

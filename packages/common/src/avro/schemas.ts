@@ -2,7 +2,7 @@
 // and builds one codec per contract, knowing every older version in history/.
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import type { NetworkEvent, RawRecord } from '../contracts';
+import type { NetworkEvent, RawRecord, SensorStatusRecord } from '../contracts';
 import { SingleObjectCodec } from './single-object';
 
 /** schemas/avro of this checkout, or NETMON_SCHEMA_DIR. */
@@ -32,6 +32,7 @@ export function codecFor<T>(stem: string, dir = schemaDir()): SingleObjectCodec<
 
 let raw: SingleObjectCodec<RawRecord> | undefined;
 let events: SingleObjectCodec<NetworkEvent> | undefined;
+let status: SingleObjectCodec<SensorStatusRecord> | undefined;
 
 /** Codec of netmon.raw.RawRecord (topic raw). */
 export function rawRecordCodec(): SingleObjectCodec<RawRecord> {
@@ -43,4 +44,10 @@ export function rawRecordCodec(): SingleObjectCodec<RawRecord> {
 export function networkEventCodec(): SingleObjectCodec<NetworkEvent> {
   events ??= codecFor<NetworkEvent>('network-event');
   return events;
+}
+
+/** Codec of netmon.status.SensorStatus (topic status). */
+export function sensorStatusCodec(): SingleObjectCodec<SensorStatusRecord> {
+  status ??= codecFor<SensorStatusRecord>('sensor-status');
+  return status;
 }

@@ -14,6 +14,40 @@ const HEADER_BYTES = 10;
 
 type Resolver = ReturnType<avro.Type['createResolver']>;
 
+/**
+ * avsc trusts an array's block count: a 56-byte record claiming 10^9 items
+ * makes it allocate and loop 10^9 times (the process runs out of memory). No
+ * item of a contract's arrays (strings, enums) takes less than one byte, so a
+ * count past the bytes left is a corrupt record, refused at once. Patched on
+ * the prototype before any type is built: resolvers of older writer schemas
+ * take their `_read` from it too.
+ */
+interface AvscTap {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  skipLong(): void;
+}
+interface AvscArrayType {
+  itemsType: { _read(tap: AvscTap): unknown };
+}
+const ArrayTypeProto = (avro.types.ArrayType as unknown as { prototype: { _read(this: AvscArrayType, tap: AvscTap): unknown[] } }).prototype;
+ArrayTypeProto._read = function (this: AvscArrayType, tap: AvscTap): unknown[] {
+  const items = this.itemsType;
+  let out: unknown[] | undefined;
+  let i = 0;
+  for (let n = tap.readLong(); n !== 0; n = tap.readLong()) {
+    if (n < 0) {
+      n = -n;
+      tap.skipLong(); // the block's size in bytes
+    }
+    if (n > tap.buf.length - tap.pos) throw new RangeError(`an array block of ${n} items in ${Math.max(0, tap.buf.length - tap.pos)} bytes`);
+    out ??= new Array(n);
+    while (n-- > 0) out[i++] = items._read(tap);
+  }
+  return out ?? [];
+};
+
 /** The 8 fingerprint bytes (little-endian) of a schema's canonical form. */
 export function fingerprint(schema: object | string): Buffer {
   const out = Buffer.alloc(8);

@@ -5,11 +5,12 @@
 // `processWaitMs` for the exec/snapshot record (the sensor's /proc scan races
 // with kernel events). While it waits, the later records of the SAME host
 // queue behind it (they are enriched on arrival, against the table as it was
-// at their place in the stream, then held), so each host's output keeps its
-// input order; other hosts flow freely. Process records are applied to the
-// table at once, whatever is queued, and resolve the waiting records of their
-// process. Deadlines are in arrival order, so a host is held back at most
-// processWaitMs. After a timeout the record goes out with what is known
+// at their place in the stream, then held), so each host's output (its events
+// and its sensor status records) keeps its input order; other hosts flow
+// freely. Process records are applied to the table at once, whatever is
+// queued, and resolve the waiting records of their process. Deadlines are in
+// arrival order, so a host is held back at most processWaitMs. After a
+// timeout the record goes out with what is known
 // (filename from comm, empty path/args/secureexec) and a placeholder entry
 // remembers the process, so its next records do not wait again.
 //
@@ -72,7 +73,12 @@ export class EnrichError extends NetmonError {
 export interface EnricherSink {
   /** An event that passed the filter, in its host's order. */
   event(event: NetworkEvent, hostId: string): void;
-  /** A sensor status record (not an event). */
+  /**
+   * A sensor status record (not an event), in its host's order: after the
+   * events of the host's records before it, and the host's done position
+   * passes it only then (so a consumer that publishes it does so exactly once
+   * across restarts, as it does the events).
+   */
   status?(record: RawRecord, status: SensorStatus): void;
   /**
    * A record accepted by push() whose enrichment failed: it goes out without
@@ -142,6 +148,8 @@ interface Held {
   position: number;
   /** The event, null when filtered out or not a socket record. */
   event: NetworkEvent | null;
+  /** A sensor status record held to go out in its place. */
+  status?: { record: RawRecord; value: SensorStatus };
   /** Waiting for its process: the record, else null (ready). */
   waiting: RawRecord | null;
   socket: SocketEvent | null;
@@ -291,8 +299,13 @@ export class Enricher {
       case 'status':
         this.counters.status++;
         h.lastStatus = payload.value;
-        this.sink.status?.(record, payload.value);
-        break;
+        if (h.queue.length === h.head) {
+          this.sink.status?.(record, payload.value);
+          this.markDone(h, position);
+        } else {
+          this.hold(h, { position, event: null, status: { record, value: payload.value }, waiting: null, socket: null, ticks: 0, deadline: 0 });
+        }
+        return;
       case 'dns':
         this.counters.dns++;
         this.rememberDns(record, payload.value);
@@ -500,6 +513,7 @@ export class Enricher {
         const held = h.queue[h.head]!;
         if (held.waiting !== null) return;
         h.head++;
+        if (held.status) this.sink.status?.(held.status.record, held.status.value);
         this.emit(h, held.event, held.position);
       }
     } finally {
