@@ -7,8 +7,13 @@
 // logged connection must be archived exactly once: four events each, matched
 // by port and time (eventsOf), no (run, seq) twice. Ends with `RESULT {json}`.
 // Starts the cluster when it does not run, and then stops it at the end; uses
-// the plain stack's S3 server. Needs root (the sensor's probes).
+// the plain stack's S3 server. Needs root (the sensor's probes). The services'
+// logs (stderr) are kept in a fresh /tmp/netmon-replicated-* directory, named at the end.
 //   NETMON_BENCH_CONNECTIONS (default 1800, one each 40 ms: ~75 s), NETMON_BENCH_DOWN_S (default 30)
+//   NETMON_BENCH_VICTIM: busiest (default: the leader of the busiest partition),
+//     enricher-coordinator, archiver-coordinator (the group's coordinator), controller
+//     (the active KRaft controller), enricher-state (the leader of the enricher's
+//     changelog partition of the busiest raw partition): to aim at one case on purpose
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,6 +36,9 @@ import { parse } from 'yaml';
 const CONNECTIONS = Number(process.env.NETMON_BENCH_CONNECTIONS ?? 1800);
 const INTERVAL_MS = 40;
 const DOWN_MS = Number(process.env.NETMON_BENCH_DOWN_S ?? 30) * 1000;
+const VICTIMS = ['busiest', 'enricher-coordinator', 'archiver-coordinator', 'controller', 'enricher-state'] as const;
+const VICTIM = (process.env.NETMON_BENCH_VICTIM ?? 'busiest') as (typeof VICTIMS)[number];
+if (!VICTIMS.includes(VICTIM)) throw new Error(`NETMON_BENCH_VICTIM: one of ${VICTIMS.join(', ')}, found "${VICTIM}"`);
 
 const layout = stackLayout();
 const cluster = clusterLayout(layout);
@@ -49,8 +57,14 @@ const log = (msg: string) => {
 };
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
-/** The partition of `topics` whose end offset grew most over `windowMs`, and by how much. */
-async function busiestPartition(topics: string[], windowMs: number): Promise<{ topic: string; partition: number; grew: number }> {
+interface Growth {
+  topic: string;
+  partition: number;
+  grew: number;
+}
+
+/** How much each partition of `topics` grew (its end offset) over `windowMs`, the most first. */
+async function growth(topics: string[], windowMs: number): Promise<Growth[]> {
   const admin = createKafka(clusterSettings(layout, 'netmon-bench'), createLogger('bench', 'fatal'), 'replicated').admin();
   await admin.connect();
   try {
@@ -62,13 +76,12 @@ async function busiestPartition(topics: string[], windowMs: number): Promise<{ t
     const before = await ends();
     await sleep(windowMs);
     const after = await ends();
-    let best = { topic: topics[0]!, partition: 0, grew: -1 };
-    for (const [key, end] of after) {
-      const grew = end - (before.get(key) ?? 0);
-      const [topic, partition] = key.split('\0') as [string, string];
-      if (grew > best.grew) best = { topic, partition: Number(partition), grew };
-    }
-    return best;
+    return [...after]
+      .map(([key, end]) => {
+        const [topic, partition] = key.split('\0') as [string, string];
+        return { topic, partition: Number(partition), grew: end - (before.get(key) ?? 0) };
+      })
+      .sort((a, b) => b.grew - a.grew);
   } finally {
     await admin.disconnect();
   }
@@ -141,6 +154,8 @@ async function startPipeline(): Promise<Pipeline> {
 }
 
 type Pipeline = Awaited<ReturnType<typeof it.startPipeline>>;
+/** The pipeline whose services still run, and where their logs go. */
+let running: { p: Pipeline; logs: string } | undefined;
 
 /**
  * Stops the services in stopPipelines' order, but one that has not exited 30 s
@@ -148,6 +163,7 @@ type Pipeline = Awaited<ReturnType<typeof it.startPipeline>>;
  * one's log (stderr) in `dir`.
  */
 async function stopServices(p: Pipeline, dir: string): Promise<string[]> {
+  running = undefined;
   const hung: string[] = [];
   for (const service of ['sensor', 'enricher', 'archiver'] as const) {
     const child = p.children.get(service);
@@ -172,6 +188,11 @@ async function main() {
   try {
     await drill(ownCluster);
   } finally {
+    if (running) {
+      const { logs } = running;
+      await stopServices(running.p, logs);
+      console.log(`services' logs in ${logs}`);
+    }
     await it.stopPipelines().catch(() => {});
     if (ownCluster) await stackDown({ nodes: 3 });
   }
@@ -186,6 +207,8 @@ async function drill(ownCluster: boolean) {
     return s?.every((x) => x.leader === x.replicas[0]) ? s : undefined;
   });
   const p = await startPipeline();
+  const logs = mkdtempSync(path.join(tmpdir(), 'netmon-replicated-'));
+  running = { p, logs };
   const conf = parse(readFileSync(p.config, 'utf8')) as {
     topics: { raw: string; events: string };
     enricher: { group_id: string };
@@ -198,22 +221,39 @@ async function drill(ownCluster: boolean) {
   const traffic = it.startTraffic(CONNECTIONS, INTERVAL_MS);
   await sleep(12_000);
 
-  // The victim: the leader of the busiest partition of raw and events.
-  const busiest = await busiestPartition([topics.raw, topics.events], 3000);
+  // The victim: the leader of the busiest partition of raw and events (unless NETMON_BENCH_VICTIM says otherwise).
+  const grown = await growth([topics.raw, topics.events], 3000);
+  const busiest = grown[0]!;
+  const busiestRaw = grown.find((g) => g.topic === topics.raw)!;
   const pre = (await states())!;
-  const target = pre.find((s) => s.topic === busiest.topic && s.partition === busiest.partition)!;
-  const victim = target.leader;
-  const led = pre.filter((s) => s.leader === victim);
-  const ledInternal = led.filter((s) => s.topic.startsWith('__')).map((s) => `${s.topic}[${s.partition}]`);
-  // What else dies with it: the quorum's leader, the groups' coordinators
-  const controller = activeController();
   const offsets = pre.filter((s) => s.topic === '__consumer_offsets');
   const coordinatorOf = (group: string) => offsets.find((s) => s.partition === coordinatorPartition(group, offsets.length))?.leader;
+  const controller = activeController();
+  const chosen = {
+    busiest: () => pre.find((s) => s.topic === busiest.topic && s.partition === busiest.partition)?.leader,
+    'enricher-coordinator': () => coordinatorOf(conf.enricher.group_id),
+    // the enricher's changelog: one partition per raw partition (services/enricher/src/rdkafka.ts)
+    'enricher-state': () => pre.find((s) => s.topic === `${conf.enricher.group_id}.state` && s.partition === busiestRaw.partition)?.leader,
+    'archiver-coordinator': () => coordinatorOf(conf.archiver.group_id),
+    controller: () => controller,
+  }[VICTIM]();
+  if (chosen === undefined || chosen < 0) throw new Error(`no node to kill as ${VICTIM}`);
+  const victim = chosen;
+  const led = pre.filter((s) => s.leader === victim);
+  const ledInternal = led.filter((s) => s.topic.startsWith('__')).map((s) => `${s.topic}[${s.partition}]`);
+  // Failover is timed on the busiest partition when the victim leads it, else on one of the pipeline's, else any it leads.
+  const watched =
+    led.find((s) => s.topic === busiest.topic && s.partition === busiest.partition) ??
+    led.find((s) => s.topic === topics.raw || s.topic === topics.events) ??
+    led.find((s) => s.topic.startsWith('__')) ??
+    led[0];
+  if (!watched) throw new Error(`node ${victim} leads no partition`);
+  // What else dies with it: the quorum's leader, the groups' coordinators
   const groupsLost = [conf.enricher.group_id, conf.archiver.group_id].filter((g) => coordinatorOf(g) === victim);
   const pid = nodePid(layout, victim);
-  if (pid === undefined) throw new Error(`node ${victim} leads ${busiest.topic}[${busiest.partition}] but does not run`);
+  if (pid === undefined) throw new Error(`node ${victim} (${VICTIM}) does not run`);
   log(
-    `kill -9 node ${victim} (pid ${pid}): leader of ${busiest.topic}[${busiest.partition}] (+${busiest.grew} messages in 3 s) and of ${led.length} partitions ` +
+    `kill -9 node ${victim} (pid ${pid}, ${VICTIM}): busiest partition ${busiest.topic}[${busiest.partition}] (+${busiest.grew} messages in 3 s); it leads ${led.length} partitions ` +
       `(${ledInternal.length} internal: ${ledInternal.join(', ') || 'none'}); active controller: node ${controller ?? '?'}; ` +
       `coordinator of ${groupsLost.join(', ') || 'neither group'}`,
   );
@@ -222,11 +262,11 @@ async function drill(ownCluster: boolean) {
 
   // Failover: a new leader of that partition, out of the in-sync replicas left.
   const after = await waitFor('a new leader', 60_000, async () => {
-    const s = (await states())?.find((x) => x.topic === busiest.topic && x.partition === busiest.partition);
+    const s = (await states())?.find((x) => x.topic === watched.topic && x.partition === watched.partition);
     return s && s.leader !== victim && s.leader >= 0 ? s : undefined;
   });
   const failoverMs = Date.now() - killedAt;
-  log(`node ${after.leader} leads ${busiest.topic}[${busiest.partition}] after ${seconds(failoverMs)} s, in sync: ${after.isr.join(',')}`);
+  log(`node ${after.leader} leads ${watched.topic}[${watched.partition}] after ${seconds(failoverMs)} s, in sync: ${after.isr.join(',')}`);
 
   await sleep(Math.max(0, killedAt + DOWN_MS - Date.now()));
   log(`starting node ${victim} again`);
@@ -243,7 +283,6 @@ async function drill(ownCluster: boolean) {
 
   const trafficCode = await traffic.exited;
   const exited = [...p.children].filter(([, c]) => c.proc.exitCode !== null || c.proc.signalCode !== null).map(([name]) => name);
-  const logs = mkdtempSync(path.join(tmpdir(), 'netmon-replicated-'));
   const logged = traffic
     .stdout()
     .trim()
@@ -253,11 +292,22 @@ async function drill(ownCluster: boolean) {
   log(`${logged.length} connections logged (traffic exit ${trafficCode}); services that exited: ${exited.join(', ') || 'none'}`);
   const ofTraffic = (events: NetworkEvent[]) => events.filter((e) => e.process.pid === pidOfTraffic && e.network_event.dport !== 0);
   const incomplete = (mine: NetworkEvent[]) => logged.filter((c) => it.eventsOf(mine, c).length !== 4).length;
-  let mine = ofTraffic(await it.archived(p));
+  // The archive, read again until it is complete or 3 minutes passed; the S3
+  // server is the plain stack's, which other work may stop for a while.
   const deadline = Date.now() + 180_000;
+  const read = async (): Promise<NetworkEvent[] | undefined> => {
+    try {
+      return ofTraffic(await it.archived(p));
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      log(`reading the archive: ${(err as Error).message}; again`);
+      return undefined;
+    }
+  };
+  let mine = (await read()) ?? [];
   while (incomplete(mine) > 0 && Date.now() < deadline) {
     await sleep(3000);
-    mine = ofTraffic(await it.archived(p));
+    mine = (await read()) ?? mine;
   }
   const ids = mine.map((e) => `${e.source.run_id}/${e.source.seq}`);
   const duplicates = ids.length - new Set(ids).size;
@@ -286,7 +336,9 @@ async function drill(ownCluster: boolean) {
     events: mine.length,
     killed: {
       node: victim,
-      partition: `${busiest.topic}[${busiest.partition}]`,
+      as: VICTIM,
+      busiest_partition: `${busiest.topic}[${busiest.partition}]`,
+      timed_partition: `${watched.topic}[${watched.partition}]`,
       partitions_led: led.length,
       internal_led: ledInternal,
       active_controller: controller === undefined ? null : controller === victim,
