@@ -21,7 +21,7 @@ import { StackError, tailOf } from './errors';
 import { classPath } from './fetch';
 import { TOPIC_PARTITIONS, brokerAnswers, brokerJvmArgs, newClusterId, warmUp } from './kafka';
 import type { StackLayout } from './layout';
-import { findByMarkers, isAlive, portOpen, runningPid, sleep, spawnDetached, stopPid } from './process';
+import { findByMarkers, isAlive, portOpen, runningPid, sleep, spawnDetached, stopService } from './process';
 import type { ServiceStatus } from './status';
 import { findJava } from './tools';
 
@@ -303,21 +303,7 @@ export async function startCluster(layout: StackLayout, log: (msg: string) => vo
 /** Stops every node (SIGTERM, SIGKILL after the grace period); a no-op when none runs. */
 export async function stopCluster(layout: StackLayout, log: (msg: string) => void, graceMs: number): Promise<void> {
   const c = clusterLayout(layout);
-  await Promise.all(
-    c.nodes.map(async (n) => {
-      const pids = new Set<number>(findByMarkers(n.markers));
-      const fromFile = runningPid(n.pidFile, n.markers);
-      if (fromFile !== undefined) pids.add(fromFile);
-      for (const pid of pids) {
-        const started = Date.now();
-        const how = await stopPid(pid, graceMs);
-        log(
-          `${n.name}: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${graceMs / 1000} s`}, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
-        );
-      }
-      fs.rmSync(n.pidFile, { force: true });
-    }),
-  );
+  await Promise.all(c.nodes.map((n) => stopService(n.name, n.pidFile, n.markers, graceMs, log)));
 }
 
 /** Pids of the cluster's nodes that run. */

@@ -176,3 +176,23 @@ export async function withLock<T>(lockFile: string, waitMs: number, body: () => 
     fs.rmSync(lockFile, { force: true });
   }
 }
+
+/**
+ * Stops every process of one service: its pid file's, and any other its
+ * markers find (SIGTERM, SIGKILL after graceMs); says each as `<name>:
+ * stopped pid …`, removes the pid file, returns how many it stopped.
+ */
+export async function stopService(name: string, pidFile: string, markers: string[], graceMs: number, log: (msg: string) => void): Promise<number> {
+  const pids = new Set<number>(findByMarkers(markers));
+  const fromFile = runningPid(pidFile, markers);
+  if (fromFile !== undefined) pids.add(fromFile);
+  for (const pid of pids) {
+    const started = Date.now();
+    const how = await stopPid(pid, graceMs);
+    log(
+      `${name}: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${graceMs / 1000} s`}, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+  }
+  fs.rmSync(pidFile, { force: true });
+  return pids.size;
+}

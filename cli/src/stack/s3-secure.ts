@@ -28,7 +28,7 @@ import { DEFAULT_S3, type S3Settings, createS3Client } from '@netmon/common';
 import { StackError, tailOf } from './errors';
 import { classPath } from './fetch';
 import type { StackLayout } from './layout';
-import { isAlive, findByMarkers, portOpen, runningPid, sleep, spawnDetached, stopPid } from './process';
+import { isAlive, findByMarkers, portOpen, runningPid, sleep, spawnDetached, stopService } from './process';
 import { ensureBucket } from './s3';
 import { SECURE_HOST, makeCa } from './secure';
 import type { ServiceStatus } from './status';
@@ -397,17 +397,7 @@ export function secureS3Pids(layout: StackLayout): number[] {
 /** Stops the HTTPS S3Proxy (SIGTERM, SIGKILL after the grace period); a no-op when it does not run. */
 export async function stopSecureS3(layout: StackLayout, log: (msg: string) => void, graceMs: number): Promise<void> {
   const s = secureS3Layout(layout);
-  const pids = new Set<number>(findByMarkers(s.markers));
-  const fromFile = runningPid(s.pidFile, s.markers);
-  if (fromFile !== undefined) pids.add(fromFile);
-  for (const pid of pids) {
-    const started = Date.now();
-    const how = await stopPid(pid, graceMs);
-    log(
-      `s3-secure: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${graceMs / 1000} s`}, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
-    );
-  }
-  fs.rmSync(s.pidFile, { force: true });
+  await stopService('s3-secure', s.pidFile, s.markers, graceMs, log);
 }
 
 /** The HTTPS S3Proxy's status, as the plain services'. */

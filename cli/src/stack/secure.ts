@@ -20,7 +20,7 @@ import { StackError, tailOf } from './errors';
 import { classPath } from './fetch';
 import { brokerAnswers, brokerJvmArgs, createTopics, newClusterId, quiet, warmUp } from './kafka';
 import type { StackLayout } from './layout';
-import { findByMarkers, isAlive, portOpen, runningPid, sleep, spawnDetached, stopPid } from './process';
+import { findByMarkers, isAlive, portOpen, runningPid, sleep, spawnDetached, stopService } from './process';
 import type { ServiceStatus } from './status';
 import { findJava } from './tools';
 
@@ -441,17 +441,7 @@ export function securePids(layout: StackLayout): number[] {
 /** Stops the secure broker (SIGTERM, SIGKILL after the grace period); a no-op when it does not run. */
 export async function stopSecure(layout: StackLayout, log: (msg: string) => void, graceMs: number): Promise<void> {
   const s = secureLayout(layout);
-  const pids = new Set<number>(findByMarkers(s.markers));
-  const fromFile = runningPid(s.pidFile, s.markers);
-  if (fromFile !== undefined) pids.add(fromFile);
-  for (const pid of pids) {
-    const started = Date.now();
-    const how = await stopPid(pid, graceMs);
-    log(
-      `kafka-secure: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${graceMs / 1000} s`}, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
-    );
-  }
-  fs.rmSync(s.pidFile, { force: true });
+  await stopService('kafka-secure', s.pidFile, s.markers, graceMs, log);
 }
 
 /** The secure broker's status, as the plain services'. */

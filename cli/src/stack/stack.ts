@@ -1,11 +1,10 @@
 // `stack up|down|status` and the per-service start/stop helpers, as functions.
-import * as fs from 'node:fs';
 import { CLUSTER_SIZE, startCluster, startNode, stopCluster } from './cluster';
 import { ensureJars } from './fetch';
 import { StackError } from './errors';
 import { ensureTopics, formatStorage, launchKafka, waitKafkaReady, warmUpCoordinators } from './kafka';
 import { type ServiceName, type StackLayout, stackLayout } from './layout';
-import { findByMarkers, portOpen, runningPid, stopPid, withLock } from './process';
+import { portOpen, runningPid, stopService, withLock } from './process';
 import { ensureBucket, launchS3, waitS3Ready } from './s3';
 import { startSecureS3, stopSecureS3 } from './s3-secure';
 import { startSecure, stopSecure } from './secure';
@@ -73,20 +72,7 @@ async function startIn(layout: StackLayout, name: ServiceName, log: (msg: string
 }
 
 async function stopIn(layout: StackLayout, name: ServiceName, log: (msg: string) => void): Promise<void> {
-  const svc = layout[name];
-  const markers = markersOf(layout, name);
-  const pids = new Set<number>(findByMarkers(markers));
-  const fromFile = runningPid(svc.pidFile, markers);
-  if (fromFile !== undefined) pids.add(fromFile);
-  if (pids.size === 0) {
-    log(`${name}: not running`);
-  }
-  for (const pid of pids) {
-    const started = Date.now();
-    const how = await stopPid(pid, GRACE_MS[name]);
-    log(`${name}: stopped pid ${pid} (${how === 'stopped' ? 'SIGTERM' : `SIGKILL after ${GRACE_MS[name] / 1000} s`}, ${seconds(started)})`);
-  }
-  fs.rmSync(svc.pidFile, { force: true });
+  if ((await stopService(name, layout[name].pidFile, markersOf(layout, name), GRACE_MS[name], log)) === 0) log(`${name}: not running`);
 }
 
 /** Runs every task, then throws the first failure (so none is left half-awaited). */
