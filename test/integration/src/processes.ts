@@ -1,6 +1,7 @@
 // Child processes of the tests: started with their output captured, stopped
 // (or killed) and awaited, never left behind.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -14,6 +15,14 @@ export const NETMON_BIN = path.join(REPO_ROOT, 'bin/netmon.js');
  * checks that the DaemonSet and the systemd unit grant exactly these.
  */
 export const SENSOR_CAPS = ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_PTRACE'] as const;
+
+/** bpffs at /sys/fs/bpf, where pinned probes live (mounted at boot on most distributions; not always in CI). */
+export function ensureBpffs(): void {
+  const mounted = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf');
+  if (!mounted) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+}
 
 export interface Child {
   proc: ChildProcess;

@@ -3,13 +3,13 @@
 // kernel and broker: its /proc status shows exactly that, and it publishes
 // real events. Without CAP_BPF it exits at once, naming the capability.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { type RawRecord, type SocketEvent, rawRecordCodec, unwrapPayload } from '@netmon/common';
-import { NETMON_BIN, SENSOR_CAPS, createTopic, deleteTopics, readTopic, startChild, testKafka, waitUntil } from '../src';
+import { NETMON_BIN, SENSOR_CAPS, createTopic, deleteTopics, ensureBpffs, readTopic, startChild, startNetmon, testKafka, waitUntil } from '../src';
 
 const NOBODY = 65534;
 const CAP_BITS: Record<(typeof SENSOR_CAPS)[number], number> = { BPF: 39, PERFMON: 38, NET_ADMIN: 12, SYS_PTRACE: 19 };
@@ -18,13 +18,13 @@ const topics: string[] = [];
 after(() => deleteTopics(kafka, topics));
 
 /** A config and spool the unprivileged user can read and write. */
-function configFor(rawTopic: string): string {
+function configFor(rawTopic: string, sensorExtra = ''): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'netmon-lp-'));
   mkdirSync(path.join(dir, 'spool'));
   chownSync(path.join(dir, 'spool'), NOBODY, NOBODY);
   chmodSync(dir, 0o755);
   const file = path.join(dir, 'netmon.yaml');
-  writeFileSync(file, `topics: { raw: ${rawTopic} }\nsensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1 }\nlog: { level: info }\n`, {
+  writeFileSync(file, `topics: { raw: ${rawTopic} }\nsensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1${sensorExtra} }\nlog: { level: info }\n`, {
     mode: 0o644,
   });
   return file;
@@ -100,6 +100,35 @@ describe('least privilege (real kernel, real broker)', { skip: process.getuid?.(
     assert.equal(establish.dport, port);
     assert.equal(establish.sport, localPort);
     assert.equal(await sensor.stop('SIGTERM'), 0, sensor.stderr().slice(-2000));
+  });
+
+  // The manifests set sensor.pin_dir: pinning and adopting must need no capability beyond the set.
+  test('with sensor.pin_dir, the unprivileged sensor pins its probes and the next one adopts them', async () => {
+    ensureBpffs();
+    const pinDir = `/sys/fs/bpf/netmon-lp-${process.pid}-${Date.now().toString(36)}`;
+    mkdirSync(pinDir, { mode: 0o700 });
+    chownSync(pinDir, NOBODY, NOBODY);
+    const topic = await createTopic(kafka, 'netmon.it.least-privilege.pinned');
+    topics.push(topic);
+    const config = configFor(topic, `, pin_dir: ${pinDir}`);
+    const started = async () => {
+      const sensor = unprivilegedSensor(config, SENSOR_CAPS);
+      await waitUntil('the sensor to start', () => sensor.stderr().includes('"sensor started"') || sensor.proc.exitCode !== null, 60_000);
+      assert.equal(sensor.proc.exitCode, null, `sensor exited: ${sensor.stderr().slice(-2000)}`);
+      return sensor;
+    };
+    try {
+      const first = await started();
+      assert.match(first.stderr(), /pinned in /, `the first sensor pins its probes: ${first.stderr().slice(-1500)}`);
+      assert.equal(await first.stop('SIGKILL'), -1);
+      const second = await started();
+      assert.match(second.stderr(), /adopted the programs an earlier sensor left running/);
+      assert.equal(await second.stop('SIGTERM'), 0, second.stderr().slice(-2000));
+    } finally {
+      const unpin = startNetmon(['sensor', '--config', config, '--unpin']);
+      assert.equal(await unpin.exited, 0, unpin.stderr());
+    }
+    assert.equal(existsSync(pinDir), false, 'the pin directory is gone');
   });
 
   test('without CAP_BPF the sensor exits at once, naming the missing capability', async () => {

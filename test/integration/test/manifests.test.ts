@@ -97,6 +97,7 @@ describe('Kubernetes manifests (infra/k8s)', () => {
       ['/sys/fs/cgroup', '/sys/fs/cgroup', true],
       ['/etc/machine-id', '/etc/machine-id', true],
       [clusterConfig.sensor.spoolDir, '/var/lib/netmon/spool', false],
+      ['/sys/fs/bpf', '/sys/fs/bpf', false],
     ];
     for (const [mountPath, hostPath, readOnly] of expected) {
       const m = mount(c, pod, mountPath);
@@ -104,7 +105,9 @@ describe('Kubernetes manifests (infra/k8s)', () => {
       assert.equal(m.readOnly, readOnly, `${mountPath} read-only`);
     }
     const hostPaths = pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => v.hostPath.path);
-    assert.deepEqual(hostPaths.sort(), ['/etc/machine-id', '/sys/fs/cgroup', '/sys/kernel/btf', '/var/lib/netmon/spool'], 'no other host path');
+    assert.deepEqual(hostPaths.sort(), ['/etc/machine-id', '/sys/fs/bpf', '/sys/fs/cgroup', '/sys/kernel/btf', '/var/lib/netmon/spool'], 'no other host path');
+    // The probes are pinned on the node's bpffs: no blind spot across a pod restart or upgrade.
+    assert.ok(clusterConfig.sensor.pinDir.startsWith('/sys/fs/bpf/'), `sensor.pin_dir on bpffs: ${clusterConfig.sensor.pinDir}`);
     // The mounts that must be writable with a read-only root: the spool and the rendered config.
     assert.equal(mount(c, pod, '/run/netmon').volume.emptyDir !== undefined, true);
   });
@@ -265,16 +268,20 @@ describe('systemd units (infra/systemd)', () => {
     });
   }
 
-  test('the sensor runs as a dynamic (non-root) user with exactly the documented capabilities; spool dir writable', () => {
+  test('the sensor runs as a fixed non-root user with exactly the documented capabilities; spool and pin dirs writable', () => {
     const u = unit('sensor');
     const caps = SENSOR_CAPS.map((c) => `CAP_${c}`);
-    assert.equal(one(u, 'DynamicUser'), 'yes');
-    assert.equal(u.Service?.User, undefined);
+    assert.equal(u.Service?.DynamicUser, undefined, 'a fixed uid: pinned probes are adopted by the same uid only');
+    assert.equal(one(u, 'User'), 'netmon-sensor');
     assert.equal(one(u, 'NoNewPrivileges'), 'yes');
     assert.deepEqual(one(u, 'CapabilityBoundingSet').split(/\s+/), caps);
     assert.deepEqual(one(u, 'AmbientCapabilities').split(/\s+/), caps);
-    assert.equal(one(u, 'ReadWritePaths'), '/var/lib/netmon');
     assert.ok(clusterConfig.sensor.spoolDir.startsWith('/var/lib/netmon/'));
+    const example = parseConfig(readFileSync(path.join(REPO_ROOT, 'docs/netmon.example.yaml'), 'utf8'), 'docs/netmon.example.yaml', NO_ENV);
+    const pinDir = example.sensor.pinDir;
+    assert.ok(pinDir.startsWith('/sys/fs/bpf/'), `the example config pins: ${pinDir}`);
+    assert.deepEqual(one(u, 'ReadWritePaths').split(/\s+/), ['/var/lib/netmon', pinDir]);
+    assert.equal(one(u, 'ExecStartPre'), `+/usr/bin/install -d -m 0700 -o netmon-sensor -g netmon-sensor ${pinDir}`);
   });
 
   test('enricher and archiver: DynamicUser, no capabilities; stop timeout above the archiver’s bound', () => {

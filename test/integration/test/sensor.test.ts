@@ -1,8 +1,7 @@
 // The sensor as users run it: `netmon sensor` as a separate process, on the real
 // kernel, publishing to the real broker. Its records are read back from Kafka.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -23,6 +22,7 @@ import {
   createTopic,
   during,
   deleteTopics,
+  ensureBpffs,
   readTopic,
   startChild,
   startNetmon,
@@ -37,14 +37,6 @@ const isRoot = process.getuid?.() === 0;
 const brokerIsOurs = (process.env.KAFKA_BROKERS ?? DEFAULT_BROKERS.join(',')) === DEFAULT_BROKERS.join(',');
 
 after(() => deleteTopics(kafka, topics));
-
-/** bpffs at /sys/fs/bpf, where pinned probes live (mounted at boot on most distributions; not always in CI). */
-function ensureBpffs(): void {
-  const mounted = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf');
-  if (!mounted) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
-}
 
 function sensorConfig(rawTopic: string, extra = ''): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'netmon-sensor-it-'));
