@@ -10,12 +10,13 @@ process; every NetworkEvent as a JSON line on stdout, process_filter applied.
 No Kafka, no S3. Needs root.
 
   --pretty        one readable line per event instead of JSON
-  --duration S    stop after S seconds (default: until Ctrl-C)
 
 --pipeline: the whole pipeline on this host as separate processes: the local
 Kafka + S3 stack (unless brokers or S3 are configured), sensor, enricher and
 archiver, and a live view of the events topic. Ctrl-C stops everything.
 
+Both modes:
+  --duration S    stop after S seconds, as on Ctrl-C (default: until Ctrl-C)
   --config FILE   netmon.yaml (default: $NETMON_CONFIG, else the local stack)
 `;
 
@@ -28,6 +29,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   if (!flags) return 0;
   const file = stringFlag(flags, 'config');
   const config = loadConfig(file);
-  if (flags.values.pipeline) return runPipeline(config, file ?? process.env.NETMON_CONFIG);
-  return runEmbedded(config, { pretty: Boolean(flags.values.pretty), durationS: numberFlag(flags, 'duration', 0) });
+  const durationS = numberFlag(flags, 'duration', 0);
+  if (flags.values.pipeline) return runPipeline(config, file ?? process.env.NETMON_CONFIG, durationS);
+  return runEmbedded(config, { pretty: Boolean(flags.values.pretty), durationS });
 }

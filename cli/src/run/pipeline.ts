@@ -62,7 +62,8 @@ async function sensorReady(config: NetmonConfig, sensor: ChildProcess): Promise<
   return false;
 }
 
-export async function runPipeline(given: NetmonConfig, givenFile: string | undefined): Promise<number> {
+/** `durationS` > 0: stops by itself after that many seconds, as on Ctrl-C. */
+export async function runPipeline(given: NetmonConfig, givenFile: string | undefined, durationS = 0): Promise<number> {
   let config = given;
   let configFile = givenFile;
   const say = (msg: string) => process.stderr.write(`netmon run: ${msg}\n`);
@@ -155,6 +156,7 @@ export async function runPipeline(given: NetmonConfig, givenFile: string | undef
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
+    if (durationS > 0) setTimeout(resolve, durationS * 1000).unref();
   });
   stopping = true;
   say('stopping…');

@@ -65,15 +65,21 @@ import type { EnricherSettings } from './config';
 import type { MessageHeaders, OffsetCommit, OutMessage, RawMessage, TopicBatch } from './partition';
 
 /** Messages asked of one consume() call. */
-const CONSUME_MAX = 10_000;
+const CONSUME_MAX = Number(process.env.XX_CONSUME_MAX ?? 10_000);
 /** A partition is paused while this many of its messages wait. */
-const QUEUE_HIGH = 30_000;
+const QUEUE_HIGH = Number(process.env.XX_QUEUE_HIGH ?? 30_000);
 /** A batch handed to the service holds at most this many messages. */
-const BATCH_MAX = 20_000;
+const BATCH_MAX = Number(process.env.XX_BATCH_MAX ?? 20_000);
 /** A transaction must end within this (and a killed instance's is aborted after it). */
 const TRANSACTION_TIMEOUT_MS = 10_000;
 /** Offsets of a partition become stable once a previous owner's transaction ended: at most a transaction timeout, plus the coordinator's 10 s sweep. */
 const STABLE_TIMEOUT_MS = 60_000;
+/** The timeout given to librdkafka's transactional calls. */
+const TRANSACTIONAL_CALL_MS = 30_000;
+/** When a transactional call has not answered by then, it never will: its producer is replaced. */
+const CALL_DEADLINE_MS = TRANSACTIONAL_CALL_MS + 15_000;
+/** How long a restore waits for its changelog partition's leader: failovers take seconds (broker.session.timeout.ms 9 s). */
+const WATERMARKS_TIMEOUT_MS = 120_000;
 
 const ERR = CODES.ERRORS;
 
@@ -87,6 +93,27 @@ interface Incremental {
 
 function call(client: string, what: string, fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => fn((err) => (err ? reject(kafkaFailure(client, what, err)) : resolve())));
+}
+
+/** A transactional call that never answered: its producer is not to be trusted again. */
+export class StalledCall extends NetmonError {}
+
+/**
+ * A transactional call of librdkafka (given TRANSACTIONAL_CALL_MS itself),
+ * with a deadline of our own: sendOffsetsToTransaction() can block past its
+ * timeout, for good, when the group's coordinator dies (librdkafka issues
+ * #5456 and #5511, open): without this deadline the partition's write, and
+ * with it the revocation and the shutdown, would wait forever.
+ */
+function transactionalCall(client: string, what: string, fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StalledCall(`${client}: ${what}: no answer after ${CALL_DEADLINE_MS / 1000} s (its own timeout is ${TRANSACTIONAL_CALL_MS / 1000} s)`)),
+      CALL_DEADLINE_MS,
+    );
+  });
+  return Promise.race([call(client, what, fn), deadline]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number): Promise<void> {
@@ -166,6 +193,8 @@ class Transactions {
   private running: Promise<void> | null = null;
   private broken = false;
   private closed = false;
+  /** The call in progress and since when: what a stalled revocation or stop reports. */
+  private step: { what: string; since: number } | null = null;
   readonly name: string;
 
   constructor(
@@ -210,7 +239,7 @@ class Transactions {
     });
     await connectClient(producer, this.name);
     producer.setPollInterval(100);
-    await call(this.name, 'initializing transactions', (cb) => producer.initTransactions(30_000, cb));
+    await transactionalCall(this.name, 'initializing transactions', (cb) => producer.initTransactions(TRANSACTIONAL_CALL_MS, cb));
     this.producer = producer;
     return producer;
   }
@@ -238,21 +267,39 @@ class Transactions {
     }
   }
 
+  /** The transactional call in progress, if any, and how long it has taken. */
+  inProgress(): { step: string; ms: number } | null {
+    return this.step && { step: this.step.what, ms: Date.now() - this.step.since };
+  }
+
   private async transaction(writes: Write[]): Promise<void> {
+    this.step = { what: 'opening the producer', since: Date.now() };
+    try {
+      await this.transactionSteps(writes);
+    } finally {
+      this.step = null;
+    }
+  }
+
+  private async transactionSteps(writes: Write[]): Promise<void> {
     const producer = await this.open();
     const { name } = this;
     await call(name, 'beginning a transaction', (cb) => producer.beginTransaction(cb));
     try {
+      this.step = { what: 'producing', since: Date.now() };
       for (const w of writes) for (const chunk of w.requests) for (const tb of chunk) await this.produce(producer, tb.topic, tb.messages);
       const offsets = writes.map((w) => ({ topic: w.commit.topic, partition: w.commit.partition, offset: w.commit.offset }));
-      await this.retriable('sending offsets to the transaction', (cb) => producer.sendOffsetsToTransaction(offsets, this.consumer(), 30_000, cb));
-      await this.retriable('committing the transaction', (cb) => producer.commitTransaction(30_000, cb));
+      this.step = { what: 'sending offsets to the transaction', since: Date.now() };
+      await this.retriable('sending offsets to the transaction', (cb) => producer.sendOffsetsToTransaction(offsets, this.consumer(), TRANSACTIONAL_CALL_MS, cb));
+      this.step = { what: 'committing the transaction', since: Date.now() };
+      await this.retriable('committing the transaction', (cb) => producer.commitTransaction(TRANSACTIONAL_CALL_MS, cb));
     } catch (err) {
+      this.step = { what: 'aborting the transaction', since: Date.now() };
       const cause = (err as { cause?: LibrdKafkaError }).cause;
-      if (cause?.isFatal || this.broken) {
+      if (cause?.isFatal || this.broken || err instanceof StalledCall) {
         this.broken = true;
       } else {
-        await call(name, 'aborting the transaction', (cb) => producer.abortTransaction(30_000, cb)).catch((e: unknown) => {
+        await transactionalCall(name, 'aborting the transaction', (cb) => producer.abortTransaction(TRANSACTIONAL_CALL_MS, cb)).catch((e: unknown) => {
           this.logger.warn({ err: describeError(e) }, 'abort failed: the transactional producer is replaced');
           this.broken = true;
         });
@@ -265,7 +312,7 @@ class Transactions {
   private async retriable(what: string, fn: (cb: (err: LibrdKafkaError) => void) => void): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await call(this.name, what, fn);
+        return await transactionalCall(this.name, what, fn);
       } catch (err) {
         const cause = (err as { cause?: LibrdKafkaError }).cause;
         if (!cause?.isRetriable || attempt >= 5) throw err;
@@ -407,6 +454,8 @@ class StateReader {
       'isolation.level': 'read_committed',
       'enable.partition.eof': true,
       'fetch.wait.max.ms': 50,
+      // Idle between restores: without this its view of the changelog's leaders could be 5 min old.
+      'topic.metadata.refresh.interval.ms': 30_000,
     };
     const consumer = new KafkaConsumer(config, { 'auto.offset.reset': 'earliest' });
     forwardLogs(consumer, this.logger, this.name);
@@ -439,20 +488,40 @@ class StateReader {
     );
   }
 
+  /**
+   * The partition's watermarks, asked again until its leader answers. A
+   * changelog created a moment ago may not be known yet, and after its
+   * leader's failure librdkafka can keep calling the partition unknown until
+   * its metadata is refreshed: this consumer has no assignment between
+   * restores, so nothing else refreshes it. Each failure asks the cluster for
+   * the topic's metadata afresh; a failover takes seconds, the wait is bounded.
+   */
+  private async currentWatermarks(partition: number): Promise<{ lowOffset: number; highOffset: number }> {
+    const deadline = Date.now() + WATERMARKS_TIMEOUT_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.watermarks(partition);
+      } catch (err) {
+        if (Date.now() >= deadline) throw err;
+        if (attempt === 5) this.logger.warn({ partition, err: describeError(err) }, 'changelog partition unavailable; waiting for its leader');
+        await this.refreshMetadata().catch(() => {});
+        await sleep(Math.min(2000, 100 * attempt));
+      }
+    }
+  }
+
+  /** A metadata request for the changelog topic, whose answer updates the client's cache. */
+  private refreshMetadata(): Promise<void> {
+    const c = this.consumer;
+    if (!c) return Promise.reject(new StateError('state reader not started'));
+    return new Promise((resolve, reject) => c.getMetadata({ topic: this.topic, timeout: 5000 }, (err) => (err ? reject(err) : resolve())));
+  }
+
   /** Feeds changelog partition `partition` from its start to its current end into `sink`. */
   async restore(partition: number, sink: StateSink, timeoutMs = STABLE_TIMEOUT_MS): Promise<{ records: number }> {
     if (!this.consumer) throw new StateError('state reader not started');
     if (this.restores.has(partition)) throw new StateError(`changelog ${this.topic}[${partition}] is being restored already`);
-    let w: { lowOffset: number; highOffset: number } | undefined;
-    for (let attempt = 1; !w; attempt++) {
-      try {
-        w = await this.watermarks(partition);
-      } catch (err) {
-        // A changelog created a moment ago may not be known yet.
-        if (attempt >= 20) throw err;
-        await sleep(250);
-      }
-    }
+    const w = await this.currentWatermarks(partition);
     if (w.highOffset <= w.lowOffset) return { records: 0 };
     const consumer = this.consumer;
     const r: Restore = { end: w.highOffset, sink, records: 0, eof: -1, resolve: () => {}, reject: () => {} };
@@ -823,14 +892,32 @@ export class RdkafkaClient implements EnricherClient {
       o.queued = 0;
     }
     if (!this.closing) this.handlers?.revoking();
-    while (gone.some((o) => o.batch || o.write)) {
-      await Promise.all(gone.flatMap((o) => [o.batch?.catch(() => {}), o.write?.catch(() => {})]));
-    }
+    await this.settled(gone, 'revoking the partitions');
     for (const o of gone) if (this.owned.get(o.partition) === o) this.owned.delete(o.partition);
     try {
       c.unassign();
     } catch (err) {
       if (!this.closing) this.logger.warn({ err: describeError(err) }, 'unassign failed');
+    }
+  }
+
+  /**
+   * Waits until no batch or write of `partitions` is in hand. librdkafka
+   * waits for the unassign meanwhile; when that takes long, says every 15 s
+   * what it waits for, so a stall names its cause.
+   */
+  private async settled(partitions: Owned[], why: string): Promise<void> {
+    const since = Date.now();
+    const timer = setInterval(() => {
+      const waiting = partitions.filter((o) => o.batch || o.write).map((o) => ({ partition: o.partition, batch: !!o.batch, write: !!o.write }));
+      this.logger.warn({ waiting, transaction: this.txn?.inProgress(), waited_ms: Date.now() - since }, `${why}: still waiting for batches and writes`);
+    }, 15_000);
+    try {
+      while (partitions.some((o) => o.batch || o.write)) {
+        await Promise.all(partitions.flatMap((o) => [o.batch?.catch(() => {}), o.write?.catch(() => {})]));
+      }
+    } finally {
+      clearInterval(timer);
     }
   }
 

@@ -63,7 +63,8 @@ export async function startPipeline(processFilter = '', sensorSettings = ''): Pr
     },
     stop: async () => {
       for (const service of ['sensor', 'enricher', 'archiver'] as const) await children.get(service)?.stop('SIGTERM');
-      await deleteTopics(kafka, [raw, events, dlq, status]);
+      // and the enricher's changelog (services/enricher/src/config.ts names it)
+      await deleteTopics(kafka, [raw, events, dlq, status, `netmon-e2e-enricher-${id}.state`]);
       // the events (and their manifests) under prefix/, the sensors' status records under prefix-status/
       for (const under of [`${prefix}/`, `${prefix}-status/`]) {
         const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: under }));

@@ -6,13 +6,30 @@ import type { Kafka } from 'kafkajs';
 export const testConfig = () => loadConfig(undefined);
 export const testKafka = (): Kafka => createKafka(testConfig().kafka, createLogger('integration-test', 'error'), 'it');
 
+/**
+ * A fresh topic, its leaders elected. Asked again while the cluster is not
+ * ready for it: a cluster just started may refuse with "not controller" or
+ * fail to elect the leaders in time; the topic name stays the same.
+ */
 export async function createTopic(kafka: Kafka, prefix: string, partitions = 2): Promise<string> {
   const topic = `${prefix}.${randomUUID().slice(0, 8)}`;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-  await admin.disconnect();
-  return topic;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+        const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+        if (meta?.partitions.length === partitions && meta.partitions.every((p) => p.leader >= 0)) return topic;
+        throw new Error(`${topic}: ${meta?.partitions.filter((p) => p.leader >= 0).length ?? 0} of ${partitions} leaders`);
+      } catch (err) {
+        if (attempt >= 5) throw new Error(`creating topic ${topic}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
