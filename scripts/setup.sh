@@ -37,4 +37,7 @@ CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error
 
 step "build (BPF, native addon, TypeScript)"
 npm run --silent build
+step "Hive JsonSerDe jars (test/integration/java/pom.xml) for the archive read-back test"
+# not fatal: without Maven Central that test skips and says why
+node -e 'require("./cli").ensureHiveJars().catch((e) => console.error(`setup: ${e.message}`))'
 step "done: ./bin/netmon.js --help"

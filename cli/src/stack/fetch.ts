@@ -11,12 +11,15 @@ import { findMaven } from './tools';
 
 const MARKER = '.netmon-fetched';
 
+/** What fetching needs of a service (or of any other class path, as the Hive reader's): its name, pom, jars folder and log. */
+export type JarSet = Pick<ServiceLayout, 'pom' | 'jars' | 'fetchLog'> & { name: string };
+
 function pomHash(pom: string): string {
   return createHash('sha256').update(fs.readFileSync(pom)).digest('hex');
 }
 
 /** True when the jars of this pom are already in place. */
-export function jarsPresent(svc: ServiceLayout): boolean {
+export function jarsPresent(svc: JarSet): boolean {
   try {
     return fs.readFileSync(path.join(svc.jars, MARKER), 'utf8').trim() === pomHash(svc.pom);
   } catch {
@@ -25,7 +28,7 @@ export function jarsPresent(svc: ServiceLayout): boolean {
 }
 
 /** Makes sure <jars>/ holds the runtime class path of svc.pom; shows progress while fetching. */
-export async function ensureJars(svc: ServiceLayout, log: (msg: string) => void): Promise<void> {
+export async function ensureJars(svc: JarSet, log: (msg: string) => void): Promise<void> {
   if (jarsPresent(svc)) return;
   const mvn = findMaven();
   const tmp = `${svc.jars}.tmp`;
@@ -77,6 +80,6 @@ export async function ensureJars(svc: ServiceLayout, log: (msg: string) => void)
 }
 
 /** The java class path of a fetched service. */
-export function classPath(svc: ServiceLayout): string {
+export function classPath(svc: JarSet): string {
   return path.join(svc.jars, '*');
 }

@@ -15,6 +15,7 @@ export {
   type StackOptions,
 } from './stack';
 export { TOPIC_PARTITIONS } from './kafka';
+export { type HiveClassPath, ensureHiveJars, hiveJarSet, unreachableRepository } from './hive-jars';
 export {
   CLUSTER_SIZE,
   CLUSTER_REPLICATION_FACTOR,
