@@ -7,7 +7,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { NetmonProbe, ProbeArgumentError, ProbeModeUnavailableError, type TimedPayload, runProbeCommand, validateRingBufferBytes } from '../src/index';
+import {
+  NetmonProbe,
+  ProbeArgumentError,
+  ProbeModeUnavailableError,
+  type TimedPayload,
+  decodeBatch,
+  runProbeCommand,
+  validateRingBufferBytes,
+} from '../src/index';
 import { bpfUnavailable, resourceCounts, waitFor } from './probe-helpers';
 
 const unavailable = bpfUnavailable();
@@ -96,6 +104,30 @@ test('auto picks a mode that works, by feature probing, and says why', { skip: u
     const port = await selfConnect();
     await waitFor('establish in auto mode', () => events.find(isEstablish(port)));
     assert.equal(probe.lost().total, 0);
+  } finally {
+    await probe.stop();
+  }
+});
+
+test('onRecords alone borrows each batch: valid during the call, detached after it', { skip: unavailable }, async () => {
+  const lent: Buffer[] = [];
+  const events: TimedPayload[] = [];
+  const probe = NetmonProbe.start({
+    mode: 'tracepoint',
+    onRecords: (batch, decode) => {
+      assert.ok(batch.length > 0, 'a batch has records during the call');
+      lent.push(batch);
+      events.push(...decodeBatch(batch, decode));
+    },
+  });
+  try {
+    const port = await selfConnect();
+    await waitFor('establish through onRecords', () => events.find(isEstablish(port)));
+    assert.deepEqual(
+      lent.map((b) => b.length),
+      lent.map(() => 0),
+      'every batch kept past its call is detached',
+    );
   } finally {
     await probe.stop();
   }

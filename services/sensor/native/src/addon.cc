@@ -5,8 +5,11 @@
 //
 // JS surface (wrapped and validated by src/probe/native.ts):
 //   new Probe()
-//   probe.start(mode, ringBytes, onBatch(buf), onClose()) -> { mode, reason, attempts }
+//   probe.start(mode, ringBytes, onBatch(buf), onClose()[, pinDir[, lend]])
+//                             -> { mode, reason, attempts }
 //                             throws Error with code, step, errno, detail, attempts
+//                             lend: buf is only valid during onBatch (its memory
+//                             is detached then reused for a later batch)
 //   probe.stop()              idempotent; onClose runs once everything is freed
 //   probe.lost()              number[] per enum netmon_kind
 //   clockOffsetNs()           bigint: CLOCK_REALTIME - CLOCK_BOOTTIME
@@ -23,6 +26,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -100,16 +104,36 @@ Napi::Array AttemptsToJs(Napi::Env env, const std::vector<netmon::Attempt> &atte
 void CallJs(Napi::Env env, Napi::Function on_batch, Probe *ctx, Batch *batch);
 using Tsfn = Napi::TypedThreadSafeFunction<Probe, Batch, CallJs>;
 
-void CallJs(Napi::Env env, Napi::Function on_batch, Probe *, Batch *batch) {
-  if (env == nullptr || on_batch == nullptr) {  // torn down: drop
-    delete batch;
-    return;
+// Batches for a JavaScript consumer that copies what it keeps (start()'s
+// `lend`): lent for the call, then detached from JavaScript and reused, so
+// memory stays a few batches instead of what the garbage collector has not
+// freed yet (V8 frees external memory only after tens of MB of it).
+class BatchPool {
+ public:
+  // Poll thread.
+  Batch *Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return new Batch();
+    Batch *b = free_.back();
+    free_.pop_back();
+    return b;
   }
-  // Zero-copy: the Buffer owns the vector's bytes and frees them when collected.
-  auto buf = Napi::Buffer<uint8_t>::New(env, batch->data(), batch->size(),
-                                        [](Napi::Env, uint8_t *, Batch *b) { delete b; }, batch);
-  on_batch.Call({buf});
-}
+  // JS thread (after the call), or the poll thread (a batch never sent).
+  void Give(Batch *b) {
+    b->clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < kKeep) free_.push_back(b);
+    else delete b;
+  }
+  ~BatchPool() {
+    for (Batch *b : free_) delete b;
+  }
+
+ private:
+  static constexpr size_t kKeep = 4;
+  std::mutex mu_;
+  std::vector<Batch *> free_;
+};
 
 class Probe : public Napi::ObjectWrap<Probe> {
  public:
@@ -137,6 +161,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     auto mode = static_cast<netmon::Mode>(info[0].As<Napi::Number>().Int32Value());
     uint32_t ring_bytes = info[1].As<Napi::Number>().Uint32Value();
     std::string pin_dir = info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+    lend_ = info.Length() > 5 && info[5].ToBoolean().Value();
 
     netmon::Failure fail;
     if (!netmon::Load(mode, ring_bytes, pin_dir, &Probe::OnSample, this, loaded_, fail)) {
@@ -210,31 +235,50 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
+  // A batch stops growing past this (the ring may hold megabytes): JavaScript
+  // gets it and the next one starts, so a batch's memory stays small.
+  static constexpr size_t kBatchBytes = 1 << 20;
+  // OnSample's "batch full" (libbpf stops consuming on a negative return,
+  // the sample itself consumed).
+  static constexpr int kBatchFull = -EFBIG;
+
   // Poll thread: libbpf calls this for each sample during ring_buffer__consume.
   static int OnSample(void *ctx, void *data, size_t size) {
     auto *self = static_cast<Probe *>(ctx);
     auto *p = static_cast<const uint8_t *>(data);
     if (!self->batch_) {
-      self->batch_ = new Batch();
+      self->batch_ = self->lend_ ? self->pool_.Take() : new Batch();
       self->batch_->reserve(64 * 1024);
     }
     self->batch_->insert(self->batch_->end(), p, p + size);
-    return 0;
+    return self->batch_->size() >= kBatchBytes ? kBatchFull : 0;
   }
 
-  // Poll thread: consume what is in the ring and queue it as one batch.
+  // Poll thread: consume what is in the ring and queue it in batches.
   // Returns false once JavaScript is gone (queue closing).
   bool Drain() {
-    batch_ = nullptr;  // allocated by the first sample
-    ring_buffer__consume(loaded_->ring());
-    if (!batch_) return true;  // a timer tick with nothing waiting
-    napi_status st = tsfn_.BlockingCall(batch_);
-    if (st != napi_ok) {
-      delete batch_;
-      return false;
+    for (;;) {
+      batch_ = nullptr;  // allocated by the first sample
+      int n = ring_buffer__consume(loaded_->ring());
+      if (!batch_) return true;  // a timer tick with nothing waiting
+      napi_status st = tsfn_.BlockingCall(batch_);
+      if (st != napi_ok) {
+        Dispose(batch_);
+        return false;
+      }
+      if (n != kBatchFull) return true;
     }
-    return true;
   }
+
+ public:
+  // JS thread, in CallJs: a batch JavaScript is done with.
+  void Dispose(Batch *batch) {
+    if (lend_) pool_.Give(batch);
+    else delete batch;
+  }
+  bool lends() const { return lend_; }
+
+ private:
 
   // Poll thread.
   void PollLoop() {
@@ -285,9 +329,52 @@ class Probe : public Napi::ObjectWrap<Probe> {
   Tsfn tsfn_;
   std::thread poller_;
   Batch *batch_ = nullptr;  // poll thread only
+  bool lend_ = false;       // set before the poll thread starts
+  BatchPool pool_;
   std::vector<uint64_t> final_lost_ = std::vector<uint64_t>(NETMON_KIND_MAX, 0);
   Napi::FunctionReference on_close_;
 };
+
+void CallJs(Napi::Env env, Napi::Function on_batch, Probe *probe, Batch *batch) {
+  if (env == nullptr || on_batch == nullptr) {  // torn down: drop
+    probe->Dispose(batch);
+    return;
+  }
+  if (!probe->lends()) {
+    // Zero-copy: the Buffer owns the vector's bytes and frees them when collected.
+    auto buf = Napi::Buffer<uint8_t>::New(env, batch->data(), batch->size(),
+                                          [](Napi::Env, uint8_t *, Batch *b) { delete b; }, batch);
+    on_batch.Call({buf});
+    return;
+  }
+  // Lent: once the call returns, the ArrayBuffer is detached, so no view can
+  // read the memory after the pool reuses it. Should detaching fail, the
+  // Buffer keeps the batch and its finalizer frees it, as without lending.
+  struct Loan {
+    Batch *batch;
+  };
+  auto *loan = new Loan{batch};
+  auto buf = Napi::Buffer<uint8_t>::New(
+      env, batch->data(), batch->size(),
+      [](Napi::Env, uint8_t *, Loan *l) {
+        delete l->batch;  // nullptr once given back to the pool
+        delete l;
+      },
+      loan);
+  napi_value ab = buf.ArrayBuffer();
+  auto give_back = [&] {
+    if (napi_detach_arraybuffer(env, ab) != napi_ok) return;
+    probe->Dispose(loan->batch);
+    loan->batch = nullptr;
+  };
+  try {
+    on_batch.Call({buf});
+  } catch (...) {
+    give_back();
+    throw;
+  }
+  give_back();
+}
 
 Napi::Value ClockOffsetNs(const Napi::CallbackInfo &info) {
   return Napi::BigInt::New(info.Env(), netmon::BootToRealtimeOffsetNs());

@@ -3,8 +3,19 @@ import path from 'node:path';
 import { ProbeError } from './errors';
 
 export interface NativeProbe {
-  /** Loads and attaches; throws an Error with code/step/errno/detail. */
-  start(mode: number, ringBytes: number, onBatch: (buf: Buffer) => void, onClose: () => void, pinDir?: string): { mode: string; reason: string };
+  /**
+   * Loads and attaches; throws an Error with code/step/errno/detail. With
+   * `lend`, a batch's Buffer is only valid during onBatch (then detached, its
+   * memory reused).
+   */
+  start(
+    mode: number,
+    ringBytes: number,
+    onBatch: (buf: Buffer) => void,
+    onClose: () => void,
+    pinDir?: string,
+    lend?: boolean,
+  ): { mode: string; reason: string };
   /** Idempotent; onClose runs once everything is detached and freed. */
   stop(): void;
   /** Failed ring buffer reserves per enum netmon_kind, summed over CPUs. */

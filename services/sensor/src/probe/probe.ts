@@ -3,7 +3,7 @@
 import { type ModeAttempt, ProbeArgumentError, attemptsFromNative, fromNative } from './errors';
 import { KIND_MAX, Kind, ModeCode } from './layout';
 import { type NativeProbe, loadAddon } from './native';
-import { type TimedPayload, decodeBatch } from './records';
+import { type DecodeOptions, type TimedPayload, decodeBatch } from './records';
 import type { Redaction } from './redact';
 
 export const ATTACH_MODES = ['auto', 'fentry', 'kprobe', 'tracepoint'] as const;
@@ -40,6 +40,13 @@ export interface ProbeOptions {
   redaction?: Redaction;
   /** the raw batch of packed records (layout.ts), before any decoding */
   onBatch?: (batch: Buffer) => void;
+  /**
+   * the raw batch with what decoding its records needs (clock offset, start
+   * time, args settings): for consumers that read the layout themselves.
+   * Alone (no onBatch, no onPayloads), the batch is only valid during the
+   * call: its memory is reused for later batches, so copy what you keep.
+   */
+  onRecords?: (batch: Buffer, decode: DecodeOptions) => void;
   /** an exception thrown by onPayloads/onBatch; without it, it is rethrown */
   onError?: (err: unknown) => void;
 }
@@ -102,19 +109,20 @@ export class NetmonProbe {
   static start(opts: ProbeOptions = {}): NetmonProbe {
     const mode = validateMode(opts.mode ?? 'auto');
     const ring = validateRingBufferBytes(opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES);
-    const { onPayloads, onBatch, onError, maxArgsBytes, redaction } = opts;
+    const { onPayloads, onBatch, onRecords, onError } = opts;
     const addon = loadAddon();
     const native = new addon.Probe();
     let resolveClosed!: () => void;
     const closed = new Promise<void>((r) => {
       resolveClosed = r;
     });
-    let clockOffsetNs = 0;
-    let startedKtimeUs = 0;
+    // clock offset and start time are set once started, before the first batch
+    const decode: DecodeOptions = { clockOffsetNs: 0, startedKtimeUs: 0, maxArgsBytes: opts.maxArgsBytes, redaction: opts.redaction };
     const handle = (buf: Buffer): void => {
       try {
         onBatch?.(buf);
-        if (onPayloads) onPayloads(decodeBatch(buf, { clockOffsetNs, startedKtimeUs, maxArgsBytes, redaction }));
+        onRecords?.(buf, decode);
+        if (onPayloads) onPayloads(decodeBatch(buf, decode));
       } catch (err) {
         if (onError) onError(err);
         else
@@ -125,14 +133,15 @@ export class NetmonProbe {
     };
     let started: { mode: string; reason: string; attempts?: unknown };
     try {
-      started = native.start(ModeCode[mode], ring, handle, () => resolveClosed(), opts.pinDir ?? '');
+      const lend = onRecords !== undefined && !onBatch && !onPayloads;
+      started = native.start(ModeCode[mode], ring, handle, () => resolveClosed(), opts.pinDir ?? '', lend);
     } catch (err) {
       throw fromNative(err);
     }
     // Batches arrive through the event loop, so never before this line runs.
     const offset = addon.clockOffsetNs();
-    clockOffsetNs = Number(offset);
-    startedKtimeUs = Math.floor((Date.now() * 1e6 - clockOffsetNs) / 1000);
+    decode.clockOffsetNs = Number(offset);
+    decode.startedKtimeUs = Math.floor((Date.now() * 1e6 - decode.clockOffsetNs) / 1000);
     return new NetmonProbe(native, started.mode as ResolvedAttachMode, started.reason, offset, closed, attemptsFromNative(started.attempts));
   }
 

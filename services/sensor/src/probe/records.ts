@@ -94,7 +94,18 @@ function readTask(buf: Buffer, base: number, tsNs: number): TaskFacts {
   };
 }
 
-const SOCKET_KIND = { [Kind.ESTABLISH]: 'ESTABLISH', [Kind.ACCEPT]: 'ACCEPT', [Kind.CLOSE]: 'CLOSE', [Kind.LISTEN]: 'LISTEN' } as const;
+/** The socket record kinds (enum netmon_kind) and their names in the raw contract. */
+export const SOCKET_KIND = { [Kind.ESTABLISH]: 'ESTABLISH', [Kind.ACCEPT]: 'ACCEPT', [Kind.CLOSE]: 'CLOSE', [Kind.LISTEN]: 'LISTEN' } as const;
+
+/**
+ * A socket record's opened_ktime_us: when the socket was seen connecting or
+ * accepted; a connection older than the sensor counts from the sensor's start.
+ */
+export function openedKtimeUs(buf: Buffer, off: number, close: boolean, startedKtimeUs: number | undefined): number {
+  const openNs = u64(buf, off + SOCK.open_ns);
+  if (openNs > 0) return Math.floor(openNs / 1000);
+  return close && buf[off + SOCK.tuple + TUPLE.flags]! & SockFlag.UNTRACKED ? (startedKtimeUs ?? 0) : 0;
+}
 
 function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: number, options: DecodeOptions): SocketEvent {
   const tuple = off + SOCK.tuple;
@@ -103,7 +114,6 @@ function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: 
   const len = inet ? 4 : 16;
   const flags = buf[tuple + TUPLE.flags]!;
   const close = kind === 'CLOSE';
-  const openNs = u64(buf, off + SOCK.open_ns);
   return {
     kind,
     task: readTask(buf, off + SOCK.task, tsNs),
@@ -114,8 +124,7 @@ function socketEvent(buf: Buffer, off: number, kind: SocketEvent['kind'], tsNs: 
     dport: buf.readUInt16LE(tuple + TUPLE.dport),
     cookie: u64(buf, off + SOCK.cookie),
     netns: buf.readUInt32LE(off + SOCK.netns),
-    // a connection older than the sensor counts from the sensor's start
-    opened_ktime_us: openNs > 0 ? Math.floor(openNs / 1000) : close && flags & SockFlag.UNTRACKED ? (options.startedKtimeUs ?? 0) : 0,
+    opened_ktime_us: openedKtimeUs(buf, off, close, options.startedKtimeUs),
     handshake: (flags & SockFlag.HANDSHAKE) !== 0,
     error: buf.readUInt16LE(off + SOCK.err),
     state: close ? buf[tuple + TUPLE.state]! : 0,
@@ -183,7 +192,7 @@ function dnsResponse(buf: Buffer, off: number): DnsResponse {
 }
 
 /** The payload of one record at `off`; undefined for a kind this decoder does not know. */
-function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, options: DecodeOptions): RawPayloadOf | undefined {
+export function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, options: DecodeOptions): RawPayloadOf | undefined {
   const socketKind = SOCKET_KIND[kind as keyof typeof SOCKET_KIND];
   if (socketKind) return { kind: 'socket', value: socketEvent(buf, off, socketKind, tsNs, options) };
   if (kind === Kind.EXEC) return { kind: 'exec', value: execEvent(buf, off, tsNs, options) };
@@ -193,17 +202,28 @@ function decodeRecord(buf: Buffer, off: number, kind: number, tsNs: number, opti
   return undefined;
 }
 
-/** One batch of packed records (each starts with its size) → payloads with wall-clock times. */
-export function decodeBatch(buf: Buffer, options: DecodeOptions): TimedPayload[] {
-  const out: TimedPayload[] = [];
+/** Calls visit for each whole record of a batch of packed records (each starts with its size), in order. */
+export function forEachRecord(buf: Buffer, visit: (off: number, kind: number, tsNs: number) => void): void {
   for (let off = 0; off + HDR.size <= buf.length; ) {
     const size = buf.readUInt16LE(off + HDR.recsize);
     if (size < HDR.size || off + size > buf.length) break; // torn batch: never expected
-    const tsNs = u64(buf, off + HDR.ts_ns);
-    const payload = decodeRecord(buf, off, buf.readUInt16LE(off + HDR.kind), tsNs, options);
-    if (payload) out.push({ payload, timeUs: Math.floor((tsNs + options.clockOffsetNs) / 1000) });
+    visit(off, buf.readUInt16LE(off + HDR.kind), u64(buf, off + HDR.ts_ns));
     off += size;
   }
+}
+
+/** Wall-clock µs since the Unix epoch of a record's boot-time ns. */
+export function wallTimeUs(tsNs: number, options: DecodeOptions): number {
+  return Math.floor((tsNs + options.clockOffsetNs) / 1000);
+}
+
+/** One batch of packed records → payloads with wall-clock times. */
+export function decodeBatch(buf: Buffer, options: DecodeOptions): TimedPayload[] {
+  const out: TimedPayload[] = [];
+  forEachRecord(buf, (off, kind, tsNs) => {
+    const payload = decodeRecord(buf, off, kind, tsNs, options);
+    if (payload) out.push({ payload, timeUs: wallTimeUs(tsNs, options) });
+  });
   return out;
 }
 

@@ -1,4 +1,5 @@
-// Ordered, batched, never-blocking delivery of encoded records to Kafka.
+// Ordered, batched, never-blocking delivery of encoded records to Kafka, in
+// runs of records (runs.ts); every bound and counter is in records.
 //
 // enqueue() is synchronous and cheap: records go to a bounded memory queue,
 // or, when that is full, Kafka is slow or down, or the spool already holds
@@ -6,20 +7,27 @@
 // pump sends one batch at a time (the producer is idempotent, so one
 // in-flight batch keeps order): memory first (older), then the spool. A failed
 // send is retried with backoff, never dropped.
+import { type RecordRun, recordsIn } from './runs';
 import type { Spool } from './spool';
 
 export interface PublisherOptions {
   /** Sends one batch; resolves when the broker acknowledged all of it. */
-  send(values: Buffer[]): Promise<void>;
+  send(runs: RecordRun[]): Promise<void>;
   spool: Spool;
   maxBatchRecords: number;
   maxBatchBytes: number;
   lingerMs: number;
+  /** Records held in memory; a run that starts below the bound is taken whole. */
   maxMemoryRecords: number;
   /** A send slower than this marks Kafka slow: new records go to the spool (default 1000). */
   slowSendMs?: number;
   onError?(err: unknown, attempt: number): void;
   onSent?(records: number, latencyMs: number): void;
+  /**
+   * Runs given to enqueue() that the publisher no longer refers to (sent,
+   * spooled or dropped), each exactly once: their memory may be reused.
+   */
+  onReleased?(runs: readonly RecordRun[]): void;
 }
 
 export interface PublisherCounters {
@@ -30,8 +38,10 @@ export interface PublisherCounters {
 
 export class Publisher {
   readonly counters: PublisherCounters = { sent: 0, spooled: 0, dropped: 0 };
-  private memory: Buffer[] = [];
+  private memory: RecordRun[] = [];
   private memoryHead = 0;
+  /** Records in memory[memoryHead..]. */
+  private memoryRecords = 0;
   private wake: (() => void) | undefined;
   private closing = false;
   /** close() gave up waiting: the pump must end without sending more. */
@@ -47,7 +57,7 @@ export class Publisher {
 
   /** Records waiting in memory. */
   get queued(): number {
-    return this.memory.length - this.memoryHead;
+    return this.memoryRecords;
   }
 
   /** False while sends are failing. */
@@ -55,21 +65,24 @@ export class Publisher {
     return this.healthy;
   }
 
-  enqueue(values: readonly Buffer[]): void {
+  enqueue(runs: readonly RecordRun[]): void {
     const { spool } = this.opts;
     let i = 0;
     // While Kafka is slow or down, records go straight to disk: they survive a
     // crash there, and memory stays small.
     if (spool.isEmpty && this.healthy) {
-      const room = Math.max(0, this.opts.maxMemoryRecords - this.queued);
-      i = Math.min(room, values.length);
-      for (let k = 0; k < i; k++) this.memory.push(values[k]!);
+      for (; i < runs.length && this.memoryRecords < this.opts.maxMemoryRecords; i++) {
+        this.memory.push(runs[i]!);
+        this.memoryRecords += runs[i]!.count;
+      }
     }
-    if (i < values.length) {
-      const rest = values.slice(i);
+    if (i < runs.length) {
+      const rest = runs.slice(i);
+      const records = recordsIn(rest);
       const dropped = spool.append(rest);
-      this.counters.spooled += rest.length - dropped;
+      this.counters.spooled += records - dropped;
       this.counters.dropped += dropped;
+      this.opts.onReleased?.(rest);
     }
     if (this.idle || this.queued >= this.opts.maxBatchRecords) this.wake?.();
   }
@@ -84,11 +97,14 @@ export class Publisher {
       this.abandoned = true;
       this.wake?.();
       const rest = this.memory.slice(this.memoryHead);
+      const records = this.memoryRecords;
       this.memory = [];
       this.memoryHead = 0;
+      this.memoryRecords = 0;
       const dropped = this.opts.spool.prepend(rest);
-      this.counters.spooled += rest.length - dropped;
+      this.counters.spooled += records - dropped;
       this.counters.dropped += dropped;
+      this.opts.onReleased?.(rest);
     }
     this.opts.spool.close();
   }
@@ -108,34 +124,42 @@ export class Publisher {
       }
       if (fromMemory) {
         const batch = this.takeMemoryBatch();
-        if (!(await this.sendWithRetry(batch))) return;
-        this.memoryHead += batch.length;
-        if (this.memoryHead > 65536 && this.memoryHead * 2 > this.memory.length) {
+        if (!(await this.sendWithRetry(batch.runs, batch.records))) return;
+        // close() gave up meanwhile: it spooled and released the whole memory queue
+        if (this.abandoned) return;
+        this.memoryHead += batch.runs.length;
+        this.memoryRecords -= batch.records;
+        this.opts.onReleased?.(batch.runs);
+        // Sent runs go from the array soon: they hold their memory while in it.
+        if (this.memoryHead > 1024 && this.memoryHead * 2 > this.memory.length) {
           this.memory = this.memory.slice(this.memoryHead);
           this.memoryHead = 0;
         }
       } else {
         const batch = this.opts.spool.peek(this.opts.maxBatchRecords, this.opts.maxBatchBytes);
         if (!batch) continue;
-        if (!(await this.sendWithRetry(batch.records))) return;
+        if (!(await this.sendWithRetry(batch.runs, batch.records))) return;
         this.opts.spool.commit(batch);
       }
     }
   }
 
-  private takeMemoryBatch(): Buffer[] {
-    const end = Math.min(this.memory.length, this.memoryHead + this.opts.maxBatchRecords);
+  /** The oldest runs, within the batch limits (at least one run). */
+  private takeMemoryBatch(): { runs: RecordRun[]; records: number } {
     let bytes = 0;
+    let records = 0;
     let i = this.memoryHead;
-    for (; i < end; i++) {
-      bytes += this.memory[i]!.length;
-      if (bytes > this.opts.maxBatchBytes && i > this.memoryHead) break;
+    for (; i < this.memory.length; i++) {
+      const run = this.memory[i]!;
+      if (i > this.memoryHead && (bytes + run.bytes.length > this.opts.maxBatchBytes || records + run.count > this.opts.maxBatchRecords)) break;
+      bytes += run.bytes.length;
+      records += run.count;
     }
-    return this.memory.slice(this.memoryHead, i);
+    return { runs: this.memory.slice(this.memoryHead, i), records };
   }
 
   /** True once sent; false if close() abandoned it (the batch stays queued). */
-  private async sendWithRetry(batch: Buffer[]): Promise<boolean> {
+  private async sendWithRetry(batch: RecordRun[], records: number): Promise<boolean> {
     for (let attempt = 1; !this.abandoned; attempt++) {
       const started = performance.now();
       const slow = setTimeout(() => {
@@ -145,8 +169,8 @@ export class Publisher {
         await this.opts.send(batch);
         clearTimeout(slow);
         this.healthy = true;
-        this.counters.sent += batch.length;
-        this.opts.onSent?.(batch.length, performance.now() - started);
+        this.counters.sent += records;
+        this.opts.onSent?.(records, performance.now() - started);
         return true;
       } catch (err) {
         clearTimeout(slow);

@@ -7,9 +7,10 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { hostIdentity } from './identity';
 import { KafkaLink } from './kafka-link';
 import { Publisher } from './publisher';
+import { type RecordRun, packRecords, runOf } from './runs';
 import { compileRedaction } from '../probe/redact';
 import { snapshotProcesses } from './snapshot';
-import type { KernelSource, StartSource, TimedPayload } from './source';
+import type { DecodeOptions, KernelSource, StartSource, TimedPayload } from './source';
 import { Spool } from './spool';
 import { RecordStamper } from './stamper';
 
@@ -32,28 +33,6 @@ export interface Sensor {
 }
 
 const nowUs = () => Date.now() * 1000;
-
-/** Most records in one raw message (the enricher numbers records offset × 2^16 + index). */
-export const MAX_RECORDS_PER_MESSAGE = 4096;
-const MAX_MESSAGE_BYTES = 256 * 1024;
-
-/** Groups encoded records, in order, into messages of back-to-back records. */
-export function packRecords(values: readonly Buffer[]): Buffer[] {
-  const messages: Buffer[] = [];
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < values.length; i++) {
-    const size = values[i]!.length;
-    if (i > start && (bytes + size > MAX_MESSAGE_BYTES || i - start >= MAX_RECORDS_PER_MESSAGE)) {
-      messages.push(Buffer.concat(values.slice(start, i), bytes));
-      start = i;
-      bytes = 0;
-    }
-    bytes += size;
-  }
-  if (values.length > start) messages.push(Buffer.concat(values.slice(start), bytes));
-  return messages;
-}
 
 export async function startSensor(config: NetmonConfig, logger: Logger, opts: SensorOptions): Promise<Sensor> {
   const host = hostIdentity(config.host);
@@ -92,12 +71,12 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
     lingerMs: 20,
     // ~10 MB of encoded records; a longer backlog waits on disk.
     maxMemoryRecords: 30_000,
-    send: async (values) => {
+    send: async (runs) => {
       // Records are packed back to back into few Kafka messages: a message
       // costs more than the few Avro records in it (see README).
       await kafka.send(
         config.topics.raw,
-        packRecords(values).map((value) => ({ key: host.id, value })),
+        packRecords(runs).map((value) => ({ key: host.id, value })),
       );
     },
     onSent: (n, ms) => {
@@ -106,6 +85,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
       opts.onProduced?.(ms);
       metric.kafkaUp.set(1);
     },
+    onReleased: (runs) => stamper.release(runs),
     onError: (err, attempt) => {
       metric.kafkaUp.set(0);
       if (attempt === 1 || attempt % 10 === 0) log.warn({ attempt, err: describeError(err) }, 'kafka send failed; records wait in memory and the spool');
@@ -113,21 +93,36 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
   });
 
   let seen = 0;
+  const counted = (n: number) => {
+    seen += n;
+    metric.seen.inc(n);
+  };
   const publish = (batch: readonly TimedPayload[]) => {
-    publisher.enqueue(batch.map((p) => stamper.stamp(p.payload, p.timeUs)));
+    publisher.enqueue(batch.map((p) => runOf(stamper.stamp(p.payload, p.timeUs))));
+  };
+  const publishRecords = (batch: Buffer, decode: DecodeOptions) => {
+    const out: RecordRun[] = [];
+    counted(stamper.stampKernelBatch(batch, decode, out));
+    publisher.enqueue(out);
   };
 
   // Start the probes first so that nothing that happens during the /proc scan
   // is missed, but hold their records until the snapshot is out.
-  let held: TimedPayload[][] | undefined = [];
+  let held: Array<() => void> | undefined = [];
   let source: KernelSource;
   try {
-    source = opts.startSource((batch) => {
-      seen += batch.length;
-      metric.seen.inc(batch.length);
-      if (held) held.push(batch);
-      else publish(batch);
-    });
+    source = opts.startSource(
+      (batch) => {
+        counted(batch.length);
+        if (held) held.push(() => publish(batch));
+        else publish(batch);
+      },
+      (batch, decode) => {
+        if (!held) return publishRecords(batch, decode);
+        const copy = Buffer.from(batch); // the source reuses the batch's memory
+        held.push(() => publishRecords(copy, decode));
+      },
+    );
   } catch (err) {
     // Nothing may keep a sensor that cannot see the kernel alive.
     await publisher.close(0);
@@ -145,7 +140,7 @@ export async function startSensor(config: NetmonConfig, logger: Logger, opts: Se
       );
     log.info({ processes: processes.length }, 'published the snapshot of running processes');
   }
-  for (const batch of held) publish(batch);
+  for (const release of held) release();
   held = undefined;
 
   const counters = () => ({

@@ -1,8 +1,14 @@
 // Where the sensor's payloads come from: the kernel probes, or (benchmarks)
 // a synthetic generator through the same code path.
-import type { TimedPayload } from '../probe/records';
+import type { DecodeOptions, TimedPayload } from '../probe/records';
 
-export type { TimedPayload };
+export type { DecodeOptions, TimedPayload };
+
+/**
+ * The kernel's packed records (probe/layout.ts) with what decoding them
+ * needs; `batch` is only valid during the call.
+ */
+export type OnRecords = (batch: Buffer, decode: DecodeOptions) => void;
 
 export interface KernelSource {
   /** Attach mode in use and why, for the log. */
@@ -13,4 +19,5 @@ export interface KernelSource {
   stop(): Promise<void>;
 }
 
-export type StartSource = (onPayloads: (batch: TimedPayload[]) => void) => KernelSource;
+/** Starts a source: its records go to onRecords when given (the sensor's path), else decoded to onPayloads. */
+export type StartSource = (onPayloads: (batch: TimedPayload[]) => void, onRecords?: OnRecords) => KernelSource;

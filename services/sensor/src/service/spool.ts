@@ -1,16 +1,63 @@
 // A bounded on-disk FIFO of encoded records, for when Kafka is slow or down.
-// Segment files `<n>.seg` hold length-prefixed records; `<n>.pos` remembers
-// how far the oldest segment was sent, so a restart neither loses nor resends.
-// Appends are synchronous and small; nothing here waits on the network.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+// Segment files `<n>.seg` hold length-prefixed frames, each a run of records
+// (runs.ts); `<n>.pos` remembers how far the oldest segment was sent, so a
+// restart neither loses nor resends. Appends are synchronous and small;
+// nothing here waits on the network.
+//
+// A frame: u32 length, the record. A run of several records sets the
+// length's top bit and a u32 count follows it (a frame of one record is as
+// it always was, so spools of earlier versions read the same).
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
+import { MAX_MESSAGE_BYTES, type RecordRun } from './runs';
 
-const FRAME_HEADER = 4;
+const RUN_FLAG = 0x80000000;
 // Segment numbers start high so that prepend() can number older ones below.
 const FIRST_SEGMENT = 1_000_000_000;
 
+/** The frame header of a run. */
+function frameHeader(run: RecordRun): Buffer {
+  if (run.count === 1) {
+    const h = Buffer.allocUnsafe(4);
+    h.writeUInt32LE(run.bytes.length);
+    return h;
+  }
+  const h = Buffer.allocUnsafe(8);
+  h.writeUInt32LE((run.bytes.length | RUN_FLAG) >>> 0);
+  h.writeUInt32LE(run.count, 4);
+  return h;
+}
+
+const frameBytes = (run: RecordRun) => (run.count === 1 ? 4 : 8) + run.bytes.length;
+
+/** The frame at `pos` of `data`: header size, bytes and records; undefined if torn. */
+function readFrame(data: Buffer, pos: number): { header: number; length: number; count: number } | undefined {
+  if (pos + 4 > data.length) return undefined;
+  const word = data.readUInt32LE(pos);
+  const run = (word & RUN_FLAG) !== 0;
+  const header = run ? 8 : 4;
+  const length = word & ~RUN_FLAG;
+  if (pos + header + length > data.length) return undefined;
+  return { header, length, count: run ? data.readUInt32LE(pos + 4) : 1 };
+}
+
 export interface SpoolBatch {
-  records: Buffer[];
+  runs: RecordRun[];
+  /** Records in the runs. */
+  records: number;
   /** Segment and position after the batch: pass to commit(). */
   segment: number;
   end: number;
@@ -25,6 +72,7 @@ export class Spool {
   private readPos = 0;
   /** Records currently spooled (not yet committed as sent). */
   private count = 0;
+  private readBuffer = Buffer.alloc(0);
 
   constructor(
     private readonly dir: string,
@@ -39,7 +87,7 @@ export class Spool {
     for (const s of this.segments) {
       const size = statSync(this.file(s, 'seg')).size;
       this.totalBytes += size;
-      this.count += this.countFrames(s, s === this.segments[0] ? this.readPosition(s) : 0, size);
+      this.count += this.countFrames(s, s === this.segments[0] ? this.readPosition(s) : 0);
     }
     if (this.segments.length > 0) this.readPos = this.readPosition(this.segments[0]!);
     this.writeSegment = (this.segments.at(-1) ?? FIRST_SEGMENT) + 1;
@@ -57,82 +105,109 @@ export class Spool {
     return this.count === 0;
   }
 
-  /** Appends in order; returns how many records did not fit and were dropped. */
-  append(records: readonly Buffer[]): number {
+  /** Appends in order; returns how many records did not fit and were dropped (whole runs). */
+  append(runs: readonly RecordRun[]): number {
     let dropped = 0;
-    for (const record of records) {
-      const frame = FRAME_HEADER + record.length;
+    for (const run of runs) {
+      const frame = frameBytes(run);
       if (this.totalBytes + frame > this.maxBytes) {
-        dropped++;
+        dropped += run.count;
         continue;
       }
       if (this.writeFd === undefined || this.writeSize + frame > this.segmentBytes) this.roll();
-      const header = Buffer.allocUnsafe(FRAME_HEADER);
-      header.writeUInt32LE(record.length);
-      writeSync(this.writeFd!, header);
-      writeSync(this.writeFd!, record);
+      writeSync(this.writeFd!, frameHeader(run));
+      writeSync(this.writeFd!, run.bytes);
       this.writeSize += frame;
       this.totalBytes += frame;
-      this.count++;
+      this.count += run.count;
     }
     return dropped;
   }
 
   /**
-   * Puts records before everything spooled (they are older: the publisher's
-   * memory queue when Kafka stayed away through shutdown). Bounded like append.
+   * Puts runs before everything spooled (they are older: the publisher's
+   * memory queue when Kafka stayed away through shutdown). Bounded like
+   * append; returns the records dropped.
    */
-  prepend(records: readonly Buffer[]): number {
-    const kept: Buffer[] = [];
+  prepend(runs: readonly RecordRun[]): number {
+    const kept: RecordRun[] = [];
     let bytes = this.totalBytes;
-    for (const record of records) {
-      if (bytes + FRAME_HEADER + record.length > this.maxBytes) continue;
-      bytes += FRAME_HEADER + record.length;
-      kept.push(record);
+    let dropped = 0;
+    for (const run of runs) {
+      if (bytes + frameBytes(run) > this.maxBytes) {
+        dropped += run.count;
+        continue;
+      }
+      bytes += frameBytes(run);
+      kept.push(run);
     }
-    if (kept.length === 0) return records.length;
+    if (kept.length === 0) return dropped;
     const segment = (this.segments[0] ?? this.writeSegment) - 1;
-    const frames = kept.flatMap((r) => {
-      const header = Buffer.allocUnsafe(FRAME_HEADER);
-      header.writeUInt32LE(r.length);
-      return [header, r];
-    });
-    writeFileSync(this.file(segment, 'seg'), Buffer.concat(frames));
+    writeFileSync(this.file(segment, 'seg'), Buffer.concat(kept.flatMap((r) => [frameHeader(r), r.bytes])));
     this.segments.unshift(segment);
     this.readPos = 0;
     this.totalBytes = bytes;
-    this.count += kept.length;
-    return records.length - kept.length;
+    for (const run of kept) this.count += run.count;
+    return dropped;
   }
 
-  /** The oldest records, up to the limits, without removing them. */
+  /**
+   * The oldest runs, up to the limits (at least one run), without removing
+   * them. Their bytes are valid until the next peek (one read buffer serves
+   * them all: the publisher sends a batch before it peeks the next).
+   */
   peek(maxRecords: number, maxBytes: number): SpoolBatch | undefined {
     const segment = this.segments[0];
     if (segment === undefined || this.count === 0) return undefined;
-    const data = readFileSync(this.file(segment, 'seg'));
-    const records: Buffer[] = [];
-    let pos = this.readPos;
+    // What the batch can hold and a whole frame past it, not the whole
+    // segment; a longer first frame (a record larger than a message) whole.
+    let { data, size } = this.read(segment, this.readPos, maxBytes + 8 + MAX_MESSAGE_BYTES);
+    const first = data.length >= 8 ? 8 + (data.readUInt32LE(0) & ~RUN_FLAG) : 0;
+    if (first > data.length && this.readPos + first <= size) ({ data, size } = this.read(segment, this.readPos, first));
+    const runs: RecordRun[] = [];
+    let pos = 0;
     let bytes = 0;
-    while (pos + FRAME_HEADER <= data.length && records.length < maxRecords) {
-      const length = data.readUInt32LE(pos);
-      if (pos + FRAME_HEADER + length > data.length) break; // torn tail of a crash
-      if (records.length > 0 && bytes + length > maxBytes) break;
-      records.push(data.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + length));
-      pos += FRAME_HEADER + length;
-      bytes += length;
+    let records = 0;
+    for (let f = readFrame(data, pos); f && records < maxRecords; f = readFrame(data, pos)) {
+      // a missing frame is the torn tail of a crash (or one longer than a message: never written)
+      if (runs.length > 0 && (bytes + f.length > maxBytes || records + f.count > maxRecords)) break;
+      runs.push({ bytes: data.subarray(pos + f.header, pos + f.header + f.length), count: f.count });
+      pos += f.header + f.length;
+      bytes += f.length;
+      records += f.count;
     }
-    if (records.length === 0 && segment !== this.writeSegment) {
+    if (runs.length === 0 && segment !== this.writeSegment) {
       // A finished segment fully sent (or with a torn tail): move on.
-      this.dropSegment(segment, data.length);
+      this.dropSegment(segment, size);
       return this.peek(maxRecords, maxBytes);
     }
-    return records.length === 0 ? undefined : { records, segment, end: pos };
+    return runs.length === 0 ? undefined : { runs, records, segment, end: this.readPos + pos };
+  }
+
+  /** Up to `length` bytes of a segment from `from`, and the segment's size. */
+  private read(segment: number, from: number, length: number): { data: Buffer; size: number } {
+    const fd = openSync(this.file(segment, 'seg'), 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const want = Math.max(0, Math.min(length, size - from));
+      if (this.readBuffer.length < want) this.readBuffer = Buffer.allocUnsafeSlow(want);
+      const data = this.readBuffer.subarray(0, want);
+      let got = 0;
+      while (got < data.length) {
+        const n = readSync(fd, data, got, data.length - got, from + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return { data: data.subarray(0, got), size };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Marks a peeked batch as sent. */
   commit(batch: SpoolBatch): void {
     if (batch.segment !== this.segments[0]) throw new Error(`spool: commit of segment ${batch.segment}, oldest is ${this.segments[0]}`);
-    this.count -= batch.records.length;
+    this.count -= batch.records;
     const size = statSync(this.file(batch.segment, 'seg')).size;
     if (batch.end >= size && batch.segment !== this.writeSegment) {
       this.dropSegment(batch.segment, size);
@@ -176,13 +251,13 @@ export class Spool {
     return existsSync(pos) ? Number(readFileSync(pos, 'utf8')) || 0 : 0;
   }
 
-  private countFrames(segment: number, from: number, size: number): number {
+  /** Records in the whole frames of a segment from `from`. */
+  private countFrames(segment: number, from: number): number {
     const data = readFileSync(this.file(segment, 'seg'));
     let n = 0;
-    for (let pos = from; pos + FRAME_HEADER <= size; n++) {
-      const next = pos + FRAME_HEADER + data.readUInt32LE(pos);
-      if (next > size) break;
-      pos = next;
+    for (let pos = from, f = readFrame(data, pos); f; f = readFrame(data, pos)) {
+      n += f.count;
+      pos += f.header + f.length;
     }
     return n;
   }
