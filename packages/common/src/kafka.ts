@@ -2,34 +2,47 @@
 // the benchmarks' side-by-side runs and the example of a custom consumer. The
 // services' data paths use librdkafka (rdkafka.ts).
 import { readFileSync } from 'node:fs';
-import { CompressionCodecs, CompressionTypes, Kafka, type KafkaConfig, type SASLOptions, logLevel } from 'kafkajs';
-import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
+import type { CompressionTypes, Kafka, KafkaConfig, SASLOptions } from 'kafkajs';
 import type { Compression } from './config';
 import type { KafkaSettings } from './config';
 import type { Logger } from './logger';
 
-const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
-  [logLevel.INFO]: 'info',
-  [logLevel.DEBUG]: 'debug',
-};
+type KafkaJs = typeof import('kafkajs');
+let kafkajsModule: KafkaJs | undefined;
 
-// kafkajs ships gzip only; LZ4 (the standard frame format Kafka uses) comes
-// from lz4-napi's prebuilt binding.
-CompressionCodecs[CompressionTypes.LZ4] = () => ({
-  compress: async (encoder: { buffer: Buffer }) => compressFrameSync(encoder.buffer),
-  decompress: async (buffer: Buffer) => decompressFrameSync(buffer),
-});
-
-const CODECS: Record<Compression, CompressionTypes> = { gzip: CompressionTypes.GZIP, lz4: CompressionTypes.LZ4, none: CompressionTypes.None };
+/**
+ * kafkajs, loaded on first use: the services' data paths use librdkafka and
+ * never pay for it (about 150 modules, several MB of a sensor's RSS).
+ * kafkajs ships gzip only; LZ4 (the standard frame format Kafka uses) comes
+ * from lz4-napi's prebuilt binding, registered once here.
+ */
+function kafkajs(): KafkaJs {
+  if (!kafkajsModule) {
+    const loaded = require('kafkajs') as KafkaJs;
+    const { compressFrameSync, decompressFrameSync } = require('lz4-napi') as typeof import('lz4-napi');
+    loaded.CompressionCodecs[loaded.CompressionTypes.LZ4] = () => ({
+      compress: async (encoder: { buffer: Buffer }) => compressFrameSync(encoder.buffer),
+      decompress: async (buffer: Buffer) => decompressFrameSync(buffer),
+    });
+    kafkajsModule = loaded;
+  }
+  return kafkajsModule;
+}
 
 /** The kafkajs codec of a configured compression. */
 export function compressionType(compression: Compression): CompressionTypes {
-  return CODECS[compression];
+  const { CompressionTypes: types } = kafkajs();
+  return { gzip: types.GZIP, lz4: types.LZ4, none: types.None }[compression];
 }
 
 export function createKafka(settings: KafkaSettings, logger: Logger, clientSuffix = ''): Kafka {
+  const { Kafka: KafkaClient, logLevel } = kafkajs();
+  const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+    [logLevel.ERROR]: 'error',
+    [logLevel.WARN]: 'warn',
+    [logLevel.INFO]: 'info',
+    [logLevel.DEBUG]: 'debug',
+  };
   const config: KafkaConfig = {
     clientId: clientSuffix ? `${settings.clientId}-${clientSuffix}` : settings.clientId,
     brokers: settings.brokers,
@@ -54,5 +67,5 @@ export function createKafka(settings: KafkaSettings, logger: Logger, clientSuffi
   if (settings.sasl) {
     config.sasl = { mechanism: settings.sasl.mechanism, username: settings.sasl.username, password: settings.sasl.password } as SASLOptions;
   }
-  return new Kafka(config);
+  return new KafkaClient(config);
 }

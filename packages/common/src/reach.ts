@@ -1,7 +1,6 @@
 // What an interactive command says when it cannot reach Kafka or S3: one line
 // naming the address, the cause and the fix, instead of a stack trace or the
 // clients' retry logs. The services keep their JSON logs and retry policies.
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import type { NetmonConfig } from './config';
 import { describeError } from './errors';
 import { withAdmin } from './rdkafka';
@@ -68,6 +67,8 @@ export async function checkKafka(config: NetmonConfig, timeoutMs = 3500): Promis
 export async function checkS3(config: NetmonConfig, timeoutMs = 3500): Promise<void> {
   const client = createS3Client(config.s3);
   try {
+    // The SDK is loaded here, not at import: a sensor never reaches S3.
+    const { HeadBucketCommand } = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
     await client.send(new HeadBucketCommand({ Bucket: config.s3.bucket }), { abortSignal: AbortSignal.timeout(timeoutMs) });
   } finally {
     client.destroy();
