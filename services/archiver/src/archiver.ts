@@ -25,6 +25,7 @@ import { type BatchEnd, type Command, type InMessage, type IoCommand, type Notic
 import { RdkafkaSource } from './rdkafka-source';
 import { type ArchiveSource, type TopicPartition, tpKey } from './source';
 import { ArchiveStore } from './store';
+import { checkStoreWritable } from './store-check';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -123,6 +124,8 @@ export class Archiver {
 
   async start(): Promise<void> {
     const s = this.settings;
+    // Before joining the group: an archiver that cannot write must not take partitions from one that can.
+    await checkStoreWritable(this.store, this.config);
     // Any format may have to write the other (a replayed manifest decides): both are ready.
     const spool = await SpoolDir.create(s.spoolDir);
     this.storage = { spool, parquet: new ParquetWriter({ tmpDir: spool.dir, rowGroupRows: s.parquetRowGroupRows }) };
@@ -185,7 +188,7 @@ export class Archiver {
     const { topic, partition } = tp;
     // JSON mode holds gzip in memory; Parquet mode spools plain NDJSON for DuckDB.
     const hold: FlushStorage = stream.format === 'parquet' ? storage : { parquet: storage.parquet };
-    const m = new PartitionMachine<FlushBuilder>({
+    const m: Machine = new PartitionMachine<FlushBuilder>({
       topic,
       partition,
       prefix: stream.prefix,
@@ -194,7 +197,8 @@ export class Archiver {
       maxQueuedFlushes: s.maxQueuedFlushes,
       writer: { host: hostname(), pid: process.pid, memberId: this.memberId },
       openFlush: (firstOffset, now) => new FlushBuilder(stream.prefix, topic, partition, firstOffset, s.gzipLevel, now, hold),
-      decode: (msg, offset) => decoder.decode(msg, offset),
+      // Straight into the open flush's chunk where the record's hour group is the last one's.
+      decode: (msg, offset) => decoder.decode(msg, offset, m.openFlush),
     });
     return { tp: { topic, partition }, stream, m };
   }

@@ -19,12 +19,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants, createGzip, type Gzip } from 'node:zlib';
+import { constants, createGzip, type Gzip, type ZlibOptions } from 'node:zlib';
 import { type ArchiveFormat, type HourPartition, dataKey } from './layout';
 import type { ParquetWriter } from './parquet';
 
-/** Lines are handed to the compressor (or the spool file) in chunks of about this size. */
-const CHUNK_BYTES = 256 << 10;
+/** Lines are handed to the compressor (or the spool file) in chunks of about this size (fewer, larger writes: less stream overhead per line). */
+const CHUNK_BYTES = 1 << 20;
+/**
+ * Input a compressor may hold queued before its group is congested: a few
+ * chunks, so that the thread pool compresses while the main thread decodes
+ * the next ones (at the stream's default, 16 KiB, every chunk stopped the
+ * partition's reading until it was compressed).
+ */
+const GZIP_QUEUE_BYTES = 4 * CHUNK_BYTES;
 /** Spool bytes handed to the file system and not yet written above which a group is congested. */
 const SPOOL_HIGH_WATER = 8 << 20;
 
@@ -41,23 +48,50 @@ abstract class LineChunks {
   /** Takes a full (or the last) chunk; it is the callee's from then on. */
   protected abstract emit(chunk: Buffer): void;
 
-  /** Appends src[0..end) and a newline; returns the bytes added. */
-  pushBytes(src: Buffer, end: number): number {
-    if (this.used + end + 1 > this.chunk.length) {
-      this.emitPending();
-      if (end + 1 > this.chunk.length) this.chunk = Buffer.allocUnsafe(end + 1);
+  /** Appends src[start..end) and a newline; returns the bytes added. */
+  pushBytes(src: Buffer, start: number, end: number): number {
+    const len = end - start;
+    // Written in place (roomFor) unless elsewhere.
+    if (src !== this.chunk || start !== this.used) {
+      this.makeRoom(len + 1);
+      src.copy(this.chunk, this.used, start, end);
     }
-    this.used += src.copy(this.chunk, this.used, 0, end);
-    this.chunk[this.used++] = 0x0a;
-    this.records++;
-    this.rawBytes += end + 1;
-    return end + 1;
+    return this.commitInPlace(len);
   }
 
   /** Appends one JSON line (without its newline); returns the bytes added. */
   pushLine(line: string): number {
     const bytes = Buffer.from(line, 'utf8');
-    return this.pushBytes(bytes, bytes.length);
+    return this.pushBytes(bytes, 0, bytes.length);
+  }
+
+  /**
+   * The chunk with room for `max` bytes and a newline at `freeAt`: a line
+   * written there by the caller is appended by pushBytes without a copy.
+   */
+  roomFor(max: number): Buffer {
+    this.makeRoom(max + 1);
+    return this.chunk;
+  }
+
+  /** Where roomFor's space starts. */
+  get freeAt(): number {
+    return this.used;
+  }
+
+  private makeRoom(bytes: number): void {
+    if (this.used + bytes <= this.chunk.length) return;
+    this.emitPending();
+    if (bytes > this.chunk.length) this.chunk = Buffer.allocUnsafe(bytes);
+  }
+
+  /** The `len` bytes at `used` are a line: ends it with a newline. */
+  private commitInPlace(len: number): number {
+    this.used += len;
+    this.chunk[this.used++] = 0x0a;
+    this.records++;
+    this.rawBytes += len + 1;
+    return len + 1;
   }
 
   protected emitPending(): void {
@@ -82,7 +116,8 @@ class GzipGroup extends LineChunks {
     level: number,
   ) {
     super();
-    this.gzip = createGzip({ level, memLevel: 9, chunkSize: 64 << 10 });
+    // zlib passes its options on to its Transform stream (not in the ZlibOptions type).
+    this.gzip = createGzip({ level, memLevel: 9, chunkSize: 64 << 10, writableHighWaterMark: GZIP_QUEUE_BYTES } as ZlibOptions);
     this.gzip.on('data', (chunk: Buffer) => {
       this.out.push(chunk);
       this.compressedBytes += chunk.length;
@@ -271,9 +306,10 @@ export interface FlushStorage {
 
 export interface ArchiveRecord {
   offset: number;
-  /** The NetworkEvent as one JSON line, without the newline: a string, or bytes[0..bytesEnd). */
+  /** The NetworkEvent as one JSON line, without the newline: a string, or bytes[bytesStart..bytesEnd) (bytesStart default 0). */
   line?: string;
   bytes?: Buffer;
+  bytesStart?: number;
   bytesEnd?: number;
   part: HourPartition;
   /** Event time, ms since the epoch. */
@@ -306,6 +342,8 @@ export class FlushBuilder {
   lastAppendAt: number;
   readonly createdAt: number;
   private readonly groups = new Map<string, GroupWriter>();
+  /** The group of the last record (most records go where the one before went). */
+  private lastGroup?: GroupWriter;
 
   constructor(
     readonly prefix: string,
@@ -324,14 +362,8 @@ export class FlushBuilder {
 
   append(rec: ArchiveRecord, now = Date.now()): void {
     if (rec.offset <= this.lastOffset) throw new RangeError(`offset ${rec.offset} after ${this.lastOffset}: records must come in offset order`);
-    const id = `${rec.part.dt}/${rec.part.hour}`;
-    let group = this.groups.get(id);
-    if (!group) {
-      const spool = this.storage.spool;
-      group = spool ? new SpoolGroup(rec.part, rec.offset, spool.file('.json')) : new GzipGroup(rec.part, rec.offset, this.gzipLevel);
-      this.groups.set(id, group);
-    }
-    const bytes = rec.bytes ? group.pushBytes(rec.bytes, rec.bytesEnd ?? rec.bytes.length) : group.pushLine(rec.line ?? '');
+    const group = this.groupOf(rec);
+    const bytes = rec.bytes ? group.pushBytes(rec.bytes, rec.bytesStart ?? 0, rec.bytesEnd ?? rec.bytes.length) : group.pushLine(rec.line ?? '');
     this.records++;
     this.rawBytes += bytes;
     this.lastOffset = rec.offset;
@@ -341,6 +373,35 @@ export class FlushBuilder {
     const t = Math.min(rec.timeMs, now);
     if (!(t <= this.maxTimeMs)) this.maxTimeMs = t;
     this.lastAppendAt = now;
+  }
+
+  private groupOf(rec: ArchiveRecord): GroupWriter {
+    const last = this.lastGroup;
+    // The decoder hands the same HourPartition object while the hour repeats.
+    if (last && (last.part === rec.part || (last.part.dt === rec.part.dt && last.part.hour === rec.part.hour))) return last;
+    const id = `${rec.part.dt}/${rec.part.hour}`;
+    let group = this.groups.get(id);
+    if (!group) {
+      const spool = this.storage.spool;
+      group = spool ? new SpoolGroup(rec.part, rec.offset, spool.file('.json')) : new GzipGroup(rec.part, rec.offset, this.gzipLevel);
+      this.groups.set(id, group);
+    }
+    this.lastGroup = group;
+    return group;
+  }
+
+  /**
+   * Where the next line probably goes (the chunk of the last one's group),
+   * with room for `max` bytes at `freeAt`: a line written there and appended
+   * from there is not copied. Undefined before the first record.
+   */
+  roomFor(max: number): Buffer | undefined {
+    return this.lastGroup?.roomFor(max);
+  }
+
+  /** Where roomFor's space starts. */
+  get freeAt(): number {
+    return this.lastGroup?.freeAt ?? 0;
   }
 
   /** Marks the records up to `offset` (control records of a transaction) as covered too. */
@@ -401,5 +462,6 @@ export class FlushBuilder {
   discard(): void {
     for (const g of this.groups.values()) g.destroy();
     this.groups.clear();
+    this.lastGroup = undefined;
   }
 }

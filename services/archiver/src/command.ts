@@ -21,6 +21,7 @@ import {
   unreachableLine,
 } from '@netmon/common';
 import { Archiver } from './archiver';
+import { S3UnavailableError } from './errors';
 import { archiverLag, waitingLine } from './lag';
 import { ArchiveQuery, cacheRoot, formatTable, statusDir, syncArchive, syncStatusArchive } from './query';
 import { ArchiveStore } from './store';
@@ -150,6 +151,8 @@ export async function runArchiverCommand(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     logger.fatal({ err: describeError(err) }, 'archiver failed to start');
+    // The one line an operator reads first (the log above is for the collectors).
+    if (err instanceof S3UnavailableError) process.stderr.write(`${err.message}\n`);
     return 1;
   }
   await new Promise<void>((resolve) => {

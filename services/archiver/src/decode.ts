@@ -7,7 +7,7 @@ import { DecodeError, type SingleObjectCodec, networkEventCodec, readSchema, sen
 import type { ArchiveRecord } from './batch';
 import { type HourPartition, hourOf, timeOf } from './layout';
 import { type InMessage, Undecodable } from './partition';
-import { JsonTranscoder, fastTime } from './transcode';
+import { JsonTranscoder, fastTime, msIntoHour } from './transcode';
 
 /** The fast path for the current schema (undefined if the schema has types it does not know). */
 function makeTranscoder(schemaFile: string, codec: { header: Buffer }): JsonTranscoder | undefined {
@@ -18,13 +18,21 @@ function makeTranscoder(schemaFile: string, codec: { header: Buffer }): JsonTran
   }
 }
 
+/** Free room where a line may be written in place (FlushBuilder). */
+export interface LineRoom {
+  roomFor(max: number): Buffer | undefined;
+  readonly freeAt: number;
+}
+
 /** A record of the contract: it has an RFC 3339 `timestamp`. */
 type Timestamped = { timestamp: string };
 
 export class EventDecoder {
   private readonly transcoder: JsonTranscoder | undefined;
-  private readonly lastPartBytes = Buffer.alloc(13);
+  /** The hour partition of the last fast-path record, its "YYYY-MM-DDTHH" bytes, and the hour's first ms. */
   private lastPart?: HourPartition;
+  private readonly lastPartBytes = Buffer.alloc(13);
+  private hourStartMs = 0;
 
   /** Default: NetworkEvents (network-event.avsc). */
   constructor(
@@ -41,14 +49,21 @@ export class EventDecoder {
 
   /**
    * The record, or why it cannot be archived. A fast-path record's bytes are
-   * the transcoder's buffer: append it before decoding the next one.
+   * the transcoder's buffer, or written straight into `into`'s free room (a
+   * flush's chunk, so that appending it copies nothing): append it before
+   * decoding the next one.
    */
-  decode(m: InMessage, offset: number): ArchiveRecord | Undecodable {
-    const fast = m.value ? this.transcoder?.transcode(m.value) : undefined;
-    if (fast) {
-      const out = this.transcoder!.out;
-      const timeMs = fastTime(out, fast.markStart, fast.markEnd);
-      if (timeMs !== undefined) return { offset, bytes: out, bytesEnd: fast.end, part: this.partOf(out, fast.markStart), timeMs };
+  decode(m: InMessage, offset: number, into?: LineRoom): ArchiveRecord | Undecodable {
+    const value = m.value;
+    const tx = this.transcoder;
+    if (value && tx) {
+      const target = into?.roomFor(JsonTranscoder.maxOutput(value.length));
+      const fast = target ? tx.transcode(value, target, into!.freeAt) : tx.transcode(value);
+      if (fast) {
+        const out = target ?? tx.out;
+        const timeMs = this.timeAt(out, fast.markStart, fast.markEnd);
+        if (timeMs !== undefined) return { offset, bytes: out, bytesStart: fast.start, bytesEnd: fast.end, part: this.lastPart!, timeMs };
+      }
     }
     let event: Timestamped;
     try {
@@ -61,11 +76,29 @@ export class EventDecoder {
     return { offset, line: JSON.stringify(event), part, timeMs: timeOf(event.timestamp) };
   }
 
-  /** The hour partition of "YYYY-MM-DDTHH" at buf[start..], reusing the last one while it repeats. */
-  private partOf(buf: Buffer, start: number): HourPartition {
-    if (this.lastPart && buf.compare(this.lastPartBytes, 0, 13, start, start + 13) === 0) return this.lastPart;
+  /**
+   * The time of the spec-form timestamp at buf[start..end), and its hour
+   * partition in lastPart; undefined for any other form. While the hour
+   * repeats ("YYYY-MM-DDTHH" as the last one's), only the rest is read.
+   */
+  private timeAt(buf: Buffer, start: number, end: number): number | undefined {
+    if (this.lastPart && end - start === 24 && sameBytes(buf, start, this.lastPartBytes, 13)) {
+      const inHour = msIntoHour(buf, start);
+      return inHour === undefined ? undefined : this.hourStartMs + inHour;
+    }
+    const t = fastTime(buf, start, end);
+    if (t === undefined) return undefined;
     buf.copy(this.lastPartBytes, 0, start, start + 13);
     this.lastPart = { dt: buf.toString('latin1', start, start + 10), hour: buf.toString('latin1', start + 11, start + 13) };
-    return this.lastPart;
+    this.hourStartMs = Math.floor(t / HOUR_MS) * HOUR_MS;
+    return t;
   }
+}
+
+const HOUR_MS = 3_600_000;
+
+/** Whether a[at..at+len) equals b[0..len) (by hand: a few bytes, no call into Buffer#compare). */
+function sameBytes(a: Buffer, at: number, b: Buffer, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[at + i] !== b[i]) return false;
+  return true;
 }

@@ -17,3 +17,6 @@ export class StoreError extends ArchiverError {
 
 /** A query the local DuckDB engine could not run. */
 export class QueryError extends ArchiverError {}
+
+/** S3 refused, or could not be reached by, the start-up write probe: fatal. The message is one line naming the endpoint, the bucket and the cause. */
+export class S3UnavailableError extends ArchiverError {}

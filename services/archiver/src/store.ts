@@ -109,6 +109,19 @@ export class ArchiveStore {
     }
   }
 
+  /**
+   * Writes `body` at `key` (a PUT with the configured encryption, as every
+   * object is written): whether this archiver may write where it will, within
+   * `timeoutMs`. No delete: the archiver's role has none (infra/k8s), so the
+   * probe uses one fixed key that each start overwrites.
+   */
+  async probeWrite(key: string, body: string, timeoutMs: number): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json', ...this.encryption() }),
+      { abortSignal: AbortSignal.timeout(timeoutMs) },
+    );
+  }
+
   /** Every key under `prefix` (with sizes), in key order. */
   async list(prefix: string): Promise<{ key: string; size: number; etag: string }[]> {
     const keys: { key: string; size: number; etag: string }[] = [];

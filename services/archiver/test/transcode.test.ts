@@ -46,11 +46,76 @@ describe('Avro → JSON transcoder (the hot path)', () => {
     assert.ok(fast > 2000, `the fast path took ${fast} of 3000 (2^52 itself falls back)`);
   });
 
-  test('strings that need escaping or are not ASCII fall back (the codec decides)', () => {
-    for (const args of ['say "hi"', 'back\\slash', 'tab\there', 'nl\n', 'é', '日本', '\u007f', '\u2028']) {
-      const ev = sampleEvent();
-      ev.process.args = args;
-      assert.equal(line(codec.encode(ev)), undefined, JSON.stringify(args));
+  test('escapes, control characters and UTF-8 take the fast path, byte for byte JSON.stringify', () => {
+    const nasty = [
+      'say "hi"',
+      'back\\slash \\"',
+      'tab\there\r\n',
+      '\b\f\u0000\u0001\u001f\u007f',
+      'é 日本 \u2028\u2029 \u00a0',
+      '😀 𝄞 \u{10ffff}',
+      '-6 "google.com" \\ é',
+      '',
+    ];
+    let fast = 0;
+    for (const [i, text] of nasty.entries()) {
+      const ev = sampleEvent({
+        hostname: text,
+        timestamp: new Date(1_700_000_000_000 + i * 3_600_123).toISOString(),
+        // NetworkEvent v2's facts, non-default
+        connection: { outcome: i % 2 ? 'refused' : 'established', duration_ms: 2 ** 40 + i, bytes_sent: i * 1000, bytes_received: 7, remote_name: `${text}.example`, netns: 4026531840 },
+        processKey: text,
+      });
+      ev.process.args = text;
+      const bytes = codec.encode(ev);
+      const got = line(bytes);
+      assert.equal(got, JSON.stringify(codec.decode(bytes)), JSON.stringify(text));
+      if (got !== undefined) fast++;
+    }
+    assert.equal(fast, nasty.length);
+  });
+
+  test('bytes that are not well-formed UTF-8 fall back (decoding puts U+FFFD in: the codec decides)', () => {
+    const marker = 'QQQQ';
+    const ev = sampleEvent();
+    ev.process.args = marker;
+    const good = codec.encode(ev);
+    const at = good.indexOf(marker);
+    const cases: number[][] = [
+      [0xff, 0x41, 0x41, 0x41], // never in UTF-8
+      [0xc0, 0xaf, 0x41, 0x41], // overlong "/"
+      [0xed, 0xa0, 0x80, 0x41], // a surrogate
+      [0xe2, 0x82, 0x41, 0x41], // truncated sequence
+      [0x41, 0x41, 0x41, 0xf0], // truncated at the end of the string
+      [0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+      [0x80, 0x41, 0x41, 0x41], // lone continuation byte
+    ];
+    for (const bad of cases) {
+      const bytes = Buffer.from(good);
+      Buffer.from(bad).copy(bytes, at);
+      assert.equal(line(bytes), undefined, Buffer.from(bad).toString('hex'));
+    }
+    // The same 4 bytes as "éé": well-formed, fast, identical.
+    const ok = Buffer.from(good);
+    Buffer.from('éé', 'utf8').copy(ok, at);
+    assert.equal(line(ok), JSON.stringify({ ...ev, process: { ...ev.process, args: 'éé' } }));
+  });
+
+  test('writes in place: at an offset of the caller\'s buffer, which must have room', () => {
+    const bytes = codec.encode(sampleEvent());
+    const into = Buffer.alloc(JsonTranscoder.maxOutput(bytes.length) + 100, 0x2e);
+    const r = tx.transcode(bytes, into, 100)!;
+    assert.equal(r.start, 100);
+    assert.equal(into.toString('utf8', r.start, r.end), JSON.stringify(codec.decode(bytes)));
+    assert.equal(into.toString('latin1', 0, 100), '.'.repeat(100));
+    assert.equal(into.toString('utf8', r.markStart, r.markEnd), '2025-05-31T10:05:51.282Z');
+    assert.throws(() => tx.transcode(bytes, into, 101), RangeError);
+  });
+
+  test('a schema with a type it does not know (a union, null, boolean) has no fast path', () => {
+    for (const type of [['null', 'string'], 'null', 'boolean', 'double']) {
+      const schema = { type: 'record', name: 'X', fields: [{ name: 'a', type }] };
+      assert.throws(() => new JsonTranscoder(schema, codec.header, 'a'), /no fast path/);
     }
   });
 
