@@ -8,17 +8,35 @@
 // record), then each variant reads it all from a fresh group. Rates are
 // records (kcat) or events (enricher) per second of wall time; "per core" is
 // events per second of this process's CPU time (user + system) while the
-// enricher ran. Ends with `RESULT {json}`.
+// enricher ran, the workload freed and a full GC done before, so that the
+// figure is the enricher's alone. Each run also reports its main thread's
+// CPU time (the rest is V8's GC helpers and librdkafka's threads) and how
+// long it took to the first event (topics, transactional id, group join).
+// NETMON_BENCH_PACK packs records per message as sensors do (default 1);
+// NETMON_BENCH_ONLY=eos|alo runs one variant alone, with its CPU time per
+// thread and no RESULT line (for profiling). Ends with `RESULT {json}`.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import { NO_SOCKET_FACTS, type NetmonConfig, type RawRecord, createKafka, createLogger, loadConfig, rawRecordCodec } from '@netmon/common';
 import { start } from '@netmon/enricher';
 import type { Admin, Message } from 'kafkajs';
 
 const RECORDS = Number(process.env.NETMON_BENCH_RECORDS ?? 300_000);
+/**
+ * Raw records per Kafka message (NETMON_BENCH_PACK, default 1). A sensor packs
+ * what it read in one linger (20 ms) into one message, up to 4096 records:
+ * 1 is a fleet of quiet hosts, the enricher's worst case per record; a busy
+ * host's messages hold tens to thousands.
+ */
+const PACK = Number(process.env.NETMON_BENCH_PACK ?? 1);
 const HOSTS = 200;
 const PARTITIONS = 4;
 const DELIM = '\u001eNETMON-KCAT-RECORD-END\u001e';
+/** NETMON_BENCH_ONLY=eos (or alo): that variant alone, for profiling runs (no kcat, no RESULT). */
+const ONLY = process.env.NETMON_BENCH_ONLY;
 
 /** A DNS response (UDP payload) answering `name` with one A record. */
 function dnsAnswer(name: string, ipv4: number[], ttl: number): Buffer {
@@ -103,6 +121,27 @@ function workload(n: number): RawRecord[] {
   return out;
 }
 
+/** Each host's records back to back, `per` to a message, as its sensor packs them; messages in the order of their first record. */
+function pack(records: readonly RawRecord[], encode: (r: RawRecord) => Buffer, per: number): Message[] {
+  const open = new Map<string, { first: number; parts: Buffer[] }>();
+  const out: Array<{ first: number; message: Message }> = [];
+  const close = (hostId: string, o: { first: number; parts: Buffer[] }) => {
+    out.push({ first: o.first, message: { key: hostId, value: o.parts.length === 1 ? o.parts[0]! : Buffer.concat(o.parts) } });
+    open.delete(hostId);
+  };
+  records.forEach((r, i) => {
+    let o = open.get(r.host_id);
+    if (!o) {
+      o = { first: i, parts: [] };
+      open.set(r.host_id, o);
+    }
+    o.parts.push(encode(r));
+    if (o.parts.length >= per) close(r.host_id, o);
+  });
+  for (const [hostId, o] of open) close(hostId, o);
+  return out.sort((a, b) => a.first - b.first).map((x) => x.message);
+}
+
 async function waitCommitted(admin: Admin, groupId: string, topic: string, ends: Map<number, number>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -114,10 +153,54 @@ async function waitCommitted(admin: Admin, groupId: string, topic: string, ends:
   }
 }
 
+/** A full GC now, so that the enricher's run does not pay for what came before it (the workload, the previous run). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * CPU seconds of the main (JavaScript) thread, from /proc (Linux): the rest of
+ * the process's CPU time is librdkafka's and libuv's threads. NaN elsewhere.
+ */
+function mainThreadCpuSeconds(): number {
+  return threadCpuSeconds(process.pid);
+}
+
+function threadCpuSeconds(tid: number | string): number {
+  try {
+    // utime and stime: fields 14 and 15, after the command in parentheses
+    const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** CPU seconds per thread name (librdkafka names its threads rdk:main, rdk:broker…), for NETMON_BENCH_ONLY runs. */
+function cpuByThreadName(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const name = Number(tid) === process.pid ? 'main' : comm.startsWith('rdk:') ? comm.replace(/\d+$/, '#') : `${comm}:${tid}`;
+      out[name] = Number(((out[name] ?? 0) + threadCpuSeconds(tid)).toFixed(2));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
 interface Run {
   events: number;
   seconds: number;
+  /** Of seconds, those before the first event was out. */
+  startup_seconds: number;
   cpu_seconds: number;
+  /** Of cpu_seconds, the JavaScript thread's. */
+  main_thread_cpu_seconds: number;
   events_per_s: number;
   events_per_s_per_core: number;
 }
@@ -142,19 +225,50 @@ async function runEnricher(
     topics: [config.topics.events, config.topics.dlq, config.topics.status].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
     waitForLeaders: true,
   });
+  collectGarbage();
   const cpu0 = process.cpuUsage();
+  const main0 = mainThreadCpuSeconds();
+  const threads0 = ONLY ? cpuByThreadName() : {};
   const t0 = process.hrtime.bigint();
   const handle = await start(config, createLogger('enricher-bench', 'warn'), { metrics: false, concurrency: PARTITIONS });
-  await waitCommitted(admin, config.enricher.groupId, raw, ends, 600_000);
+  // When the first event went out: the part of `seconds` spent starting
+  // (topics, transactional id, group join, fencing), which kcat, reading
+  // its partitions without a group, does not have.
+  let firstOut: bigint | undefined;
+  const watch = setInterval(() => {
+    if (handle.counters().out === 0) return;
+    firstOut = process.hrtime.bigint();
+    clearInterval(watch);
+  }, 10);
+  await waitCommitted(admin, config.enricher.groupId, raw, ends, 600_000).finally(() => clearInterval(watch));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const startup = firstOut === undefined ? seconds : Number(firstOut - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
+  const mainCpu = mainThreadCpuSeconds() - main0;
+  if (ONLY) {
+    const threads = cpuByThreadName();
+    for (const [name, s] of Object.entries(threads)) threads[name] = Number((s - (threads0[name] ?? 0)).toFixed(2));
+    console.log(`window ${t0 / 1000n} ${process.hrtime.bigint() / 1000n} µs; CPU seconds by thread:`, JSON.stringify(threads));
+  }
   const events = handle.counters().out;
   await handle.stop();
   await admin.deleteTopics({ topics: [config.topics.events, config.topics.dlq, config.topics.status, `${config.enricher.groupId}.state`] }).catch(() => {});
   await admin.deleteGroups([config.enricher.groupId]).catch(() => {});
   if (events !== expectedEvents) throw new Error(`${exactlyOnce ? 'eos' : 'alo'}: ${events} events out, expected ${expectedEvents}`);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  return { events, seconds, cpu_seconds: cpuSeconds, events_per_s: events / seconds, events_per_s_per_core: events / cpuSeconds };
+  return {
+    events,
+    seconds,
+    startup_seconds: Number(startup.toFixed(2)),
+    cpu_seconds: cpuSeconds,
+    main_thread_cpu_seconds: Number(mainCpu.toFixed(2)),
+    events_per_s: events / seconds,
+    events_per_s_per_core: events / cpuSeconds,
+  };
+}
+
+function report(name: string, r: Run): string {
+  return `${name.padEnd(6)} ${r.events_per_s.toFixed(0).padStart(8)} events/s   ${r.events_per_s_per_core.toFixed(0).padStart(8)} events/s per core  (${r.seconds.toFixed(2)} s, ${r.startup_seconds.toFixed(2)} s of it to the first event; ${r.cpu_seconds.toFixed(2)} s CPU, ${r.main_thread_cpu_seconds.toFixed(2)} s of it the main thread's)`;
 }
 
 function runKcat(brokers: string, raw: string, out: string, records: number): { records: number; seconds: number; cpu_seconds: number; records_per_s: number } {
@@ -164,6 +278,37 @@ function runKcat(brokers: string, raw: string, out: string, records: number): { 
   const line = (r.stdout + r.stderr).trim().split('\n').pop()!;
   const [real, user, sys] = line.split(' ').map(Number) as [number, number, number];
   return { records, seconds: real, cpu_seconds: user + sys, records_per_s: records / real };
+}
+
+/** Writes the workload to the raw topic; returns the records' count, the socket records' count and the partitions' end offsets. */
+async function fillRaw(
+  kafka: ReturnType<typeof createKafka>,
+  admin: Admin,
+  raw: string,
+): Promise<{ records: number; expectedEvents: number; ends: Map<number, number> }> {
+  const records = workload(RECORDS);
+  const codec = rawRecordCodec();
+  const messages = pack(records, (r) => codec.encode(r), PACK);
+  const rawBytes = messages.reduce((n, m) => n + (m.value as Buffer).length, 0);
+  if (messages.some((m) => (m.value as Buffer).includes(DELIM))) throw new Error('the kcat delimiter occurs in the data');
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const tFill = Date.now();
+  // Requests of at most 4000 messages and ~768 KiB (kafkajs puts a partition's messages in one batch, limited to 1 MiB).
+  for (let i = 0; i < messages.length; ) {
+    let j = i;
+    for (let bytes = 0; j < messages.length && j - i < 4000 && bytes < 768 * 1024; j++) bytes += (messages[j]!.value as Buffer).length;
+    await producer.send({ topic: raw, messages: messages.slice(i, j), acks: -1 });
+    i = j;
+  }
+  await producer.disconnect();
+  const offsets = await admin.fetchTopicOffsets(raw);
+  const ends = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+  const expectedEvents = records.filter((r) => 'netmon.raw.SocketEvent' in r.payload).length;
+  console.log(
+    `raw: ${records.length} records (${expectedEvents} socket) in ${messages.length} messages, ${(rawBytes / records.length).toFixed(0)} B avg, ${HOSTS} hosts, ${PARTITIONS} partitions, filled in ${((Date.now() - tFill) / 1000).toFixed(1)} s`,
+  );
+  return { records: records.length, expectedEvents, ends };
 }
 
 async function main(): Promise<void> {
@@ -177,42 +322,31 @@ async function main(): Promise<void> {
   const kcatOut = `bench.${id}.kcat`;
   await admin.createTopics({ topics: [raw, kcatOut].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })), waitForLeaders: true });
   try {
-    // Fill the raw topic.
-    const records = workload(RECORDS);
-    const codec = rawRecordCodec();
-    const messages: Message[] = records.map((r) => ({ key: r.host_id, value: codec.encode(r) }));
-    const rawBytes = messages.reduce((n, m) => n + (m.value as Buffer).length, 0);
-    if (messages.some((m) => (m.value as Buffer).includes(DELIM))) throw new Error('the kcat delimiter occurs in the data');
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    const tFill = Date.now();
-    for (let i = 0; i < messages.length; i += 4000) await producer.send({ topic: raw, messages: messages.slice(i, i + 4000), acks: -1 });
-    await producer.disconnect();
-    const offsets = await admin.fetchTopicOffsets(raw);
-    const ends = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
-    const expectedEvents = records.filter((r) => 'netmon.raw.SocketEvent' in r.payload).length;
-    console.log(
-      `raw: ${records.length} records (${expectedEvents} socket), ${(rawBytes / records.length).toFixed(0)} B avg, ${HOSTS} hosts, ${PARTITIONS} partitions, filled in ${((Date.now() - tFill) / 1000).toFixed(1)} s`,
-    );
+    // The workload lives only while it is written: kept alive, its records
+    // (hundreds of MB) would be marked by every full GC of the enricher's run
+    // and charged to its CPU time.
+    const { records, expectedEvents, ends } = await fillRaw(kafka, admin, raw);
 
+    if (ONLY) {
+      const run = await runEnricher(base, raw, ONLY === 'eos', ends, admin, expectedEvents);
+      console.log(report(ONLY, run));
+      return;
+    }
     const kcatVersion = execFileSync('kcat', ['-V'], { encoding: 'utf8' }).split('\n')[0];
-    const kcat = runKcat(base.kafka.brokers.join(','), raw, kcatOut, records.length);
+    const kcat = runKcat(base.kafka.brokers.join(','), raw, kcatOut, records);
     console.log(
       `kcat   ${kcat.records_per_s.toFixed(0).padStart(8)} records/s  (${kcat.seconds.toFixed(2)} s, ${kcat.cpu_seconds.toFixed(2)} s CPU; ${kcatVersion})`,
     );
     const eos = await runEnricher(base, raw, true, ends, admin, expectedEvents);
-    console.log(
-      `eos    ${eos.events_per_s.toFixed(0).padStart(8)} events/s   ${eos.events_per_s_per_core.toFixed(0).padStart(8)} events/s per core  (${eos.seconds.toFixed(2)} s, ${eos.cpu_seconds.toFixed(2)} s CPU)`,
-    );
+    console.log(report('eos', eos));
     const alo = await runEnricher(base, raw, false, ends, admin, expectedEvents);
-    console.log(
-      `alo    ${alo.events_per_s.toFixed(0).padStart(8)} events/s   ${alo.events_per_s_per_core.toFixed(0).padStart(8)} events/s per core  (${alo.seconds.toFixed(2)} s, ${alo.cpu_seconds.toFixed(2)} s CPU)`,
-    );
+    console.log(report('alo', alo));
 
     const ratio = eos.events_per_s / kcat.records_per_s;
     const result = {
       bench: 'enricher',
-      records: records.length,
+      records,
+      records_per_message: PACK,
       events: expectedEvents,
       hosts: HOSTS,
       partitions: PARTITIONS,

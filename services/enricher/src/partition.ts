@@ -35,7 +35,8 @@ import {
   sensorStatusCodec,
 } from '@netmon/common';
 import { type ChangelogMessage, type StateSink, changeMessage, dnsMessage, doneMessage } from './changelog';
-import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions, formatTimestamp } from './lib';
+import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions, NetworkEventEncoder, formatTimestamp } from './lib';
+import { RawDecoder } from './raw-decoder';
 
 /**
  * A raw message packs up to this many records (the sensor sends at most 4096);
@@ -124,7 +125,9 @@ export interface PartitionContext {
   rawCodec: ReturnType<typeof rawRecordCodec>;
   eventCodec: ReturnType<typeof networkEventCodec>;
   statusCodec: ReturnType<typeof sensorStatusCodec>;
-  /** eventCodec.encode into shared slabs (the producer copies the bytes). */
+  /** rawCodec.decodeAll, by hand for the current schema (raw-decoder.ts). */
+  decodeRaw(message: Buffer): RawRecord[];
+  /** eventCodec's encoding, by hand into shared slabs (the producer copies the bytes). */
   encodeEvent(ev: NetworkEvent): Buffer;
   /** The events' key: the host id's bytes (cached across partitions). */
   hostKey(hostId: string): Buffer;
@@ -135,13 +138,16 @@ export function partitionContext(
 ): PartitionContext {
   const hostKeys = new Map<string, Buffer>();
   const eventCodec = networkEventCodec();
-  const slabs = new SlabEncoder(eventCodec);
+  const events = new NetworkEventEncoder(eventCodec.header);
+  const rawCodec = rawRecordCodec();
+  const raw = new RawDecoder(rawCodec);
   return {
     chunk: DEFAULT_CHUNK_LIMITS,
-    rawCodec: rawRecordCodec(),
+    rawCodec,
+    decodeRaw: (message) => raw.decodeAll(message),
     eventCodec,
     statusCodec: sensorStatusCodec(),
-    encodeEvent: (ev) => slabs.encode(ev),
+    encodeEvent: (ev) => events.encode(ev),
     hostKey: (hostId) => {
       let key = hostKeys.get(hostId);
       if (!key) {
@@ -153,42 +159,6 @@ export function partitionContext(
     },
     ...over,
   };
-}
-
-const SLAB_BYTES = 1 << 20;
-
-/**
- * Encodes single-object records back to back into 1 MiB slabs and hands out
- * views of them: one allocation per slab rather than two per record. A slab
- * lives as long as a view of it.
- */
-export class SlabEncoder<T> {
-  private slab = Buffer.allocUnsafe(SLAB_BYTES);
-  private pos = 0;
-
-  constructor(private readonly codec: { readonly type: { encode(value: unknown, buf: Buffer, pos: number): number }; readonly header: Buffer }) {}
-
-  encode(value: T): Buffer {
-    const { header, type } = this.codec;
-    for (;;) {
-      const start = this.pos;
-      if (this.slab.length - start > header.length) {
-        header.copy(this.slab, start);
-        // avsc: the end, or minus the bytes missing
-        const end = type.encode(value, this.slab, start + header.length);
-        if (end >= 0) {
-          this.pos = end;
-          return this.slab.subarray(start, end);
-        }
-        if (start === 0) {
-          this.slab = Buffer.allocUnsafe(this.slab.length - end);
-          continue;
-        }
-      }
-      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
-      this.pos = 0;
-    }
-  }
 }
 
 interface Waiting {
@@ -437,7 +407,7 @@ export class PartitionMachine {
       }
       let records: RawRecord[];
       try {
-        records = ctx.rawCodec.decodeAll(m.value);
+        records = ctx.decodeRaw(m.value);
         if (records.length > RECORDS_PER_MESSAGE) throw new ContractError(`${records.length} records in one message, at most ${RECORDS_PER_MESSAGE}`);
       } catch (err) {
         if (!(err instanceof DecodeError || err instanceof ContractError)) throw err;

@@ -65,11 +65,11 @@ import type { EnricherSettings } from './config';
 import type { MessageHeaders, OffsetCommit, OutMessage, RawMessage, TopicBatch } from './partition';
 
 /** Messages asked of one consume() call. */
-const CONSUME_MAX = Number(process.env.XX_CONSUME_MAX ?? 10_000);
+const CONSUME_MAX = 10_000;
 /** A partition is paused while this many of its messages wait. */
-const QUEUE_HIGH = Number(process.env.XX_QUEUE_HIGH ?? 30_000);
+const QUEUE_HIGH = 30_000;
 /** A batch handed to the service holds at most this many messages. */
-const BATCH_MAX = Number(process.env.XX_BATCH_MAX ?? 20_000);
+const BATCH_MAX = 20_000;
 /** A transaction must end within this (and a killed instance's is aborted after it). */
 const TRANSACTION_TIMEOUT_MS = 10_000;
 /** Offsets of a partition become stable once a previous owner's transaction ended: at most a transaction timeout, plus the coordinator's 10 s sweep. */

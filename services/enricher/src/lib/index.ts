@@ -3,6 +3,7 @@
 export * from './container';
 export * from './enricher';
 export * from './event';
+export * from './event-encoder';
 export * from './filter';
 export * from './process-table';
 export * from './rejects';

@@ -1,0 +1,169 @@
+// NetworkEvent's Avro single-object encoding, written by hand for the hot
+// path: field by field straight into shared slabs, no intermediate Tap or
+// per-event buffer. It must stay byte-identical to avsc's encoding of
+// schemas/avro/network-event.avsc (test/event-encoder.test.ts compares the two
+// over varied events): avsc's zigzag varints (integer arithmetic below 2^30,
+// floating above), UTF-8 strings, enum indexes, and each field's default when
+// the value leaves it undefined. Values avsc would refuse throw here too
+// (EventEncodeError), so the caller's dead-letter path stays the same.
+import { NetmonError, type NetworkEvent } from '@netmon/common';
+
+/** A value the schema does not allow (avsc would refuse it as well). */
+export class EventEncodeError extends NetmonError {}
+
+/** ConnectionEventType's symbols, in the schema's order. */
+const CONNECTION_TYPES: Readonly<Record<string, number>> = {
+  TcpConnectionEstablish: 0,
+  TcpConnectionAccept: 1,
+  TcpConnectionClose: 2,
+  TcpListen: 3,
+};
+
+const SLAB_BYTES = 1 << 20;
+
+/**
+ * Encodes NetworkEvents back to back into 1 MiB slabs and hands out views of
+ * them: no allocation per event but the view. A slab lives as long as a view
+ * of it (librdkafka copies the bytes at produce()).
+ */
+export class NetworkEventEncoder {
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private pos = 0;
+
+  /** `header`: the single-object header (C3 01 and the schema fingerprint), networkEventCodec().header. */
+  constructor(private readonly header: Buffer) {}
+
+  encode(ev: NetworkEvent): Buffer {
+    for (;;) {
+      const start = this.pos;
+      // Writes past the slab's end are dropped (typed array semantics) while
+      // the position still counts them: an overflow shows in `end`.
+      const end = writeEvent(this.slab, writeHeader(this.slab, start, this.header), ev);
+      if (end <= this.slab.length) {
+        this.pos = end;
+        return this.slab.subarray(start, end);
+      }
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, end - start));
+      this.pos = 0;
+    }
+  }
+}
+
+function writeHeader(buf: Buffer, pos: number, header: Buffer): number {
+  for (let i = 0; i < header.length; i++) buf[pos + i] = header[i]!;
+  return pos + header.length;
+}
+
+function writeEvent(buf: Buffer, pos: number, ev: NetworkEvent): number {
+  pos = writeString(buf, pos, ev.type === undefined ? 'NetworkEvent' : ev.type, 'type');
+  const p = ev.process;
+  pos = writeInt(buf, pos, p.pid, 'process.pid');
+  pos = writeInt(buf, pos, p.tid, 'process.tid');
+  pos = writeInt(buf, pos, p.ppid, 'process.ppid');
+  pos = writeLong(buf, pos, p.uid, 'process.uid');
+  pos = writeLong(buf, pos, p.euid, 'process.euid');
+  pos = writeLong(buf, pos, p.auid, 'process.auid');
+  pos = writeLong(buf, pos, p.cap_inheritable, 'process.cap_inheritable');
+  pos = writeLong(buf, pos, p.cap_permitted, 'process.cap_permitted');
+  pos = writeLong(buf, pos, p.cap_effective, 'process.cap_effective');
+  pos = writeString(buf, pos, p.secureexec, 'process.secureexec');
+  pos = writeString(buf, pos, p.filename, 'process.filename');
+  pos = writeString(buf, pos, p.binary_path, 'process.binary_path');
+  pos = writeString(buf, pos, p.args, 'process.args');
+  pos = writeString(buf, pos, p.container_id, 'process.container_id');
+  const n = ev.network_event;
+  const type = Object.hasOwn(CONNECTION_TYPES, n.type) ? CONNECTION_TYPES[n.type] : undefined;
+  if (type === undefined) throw invalid('network_event.type', n.type);
+  pos = writeVarint(buf, pos, type);
+  pos = writeString(buf, pos, n.saddr, 'network_event.saddr');
+  pos = writeString(buf, pos, n.daddr, 'network_event.daddr');
+  pos = writeInt(buf, pos, n.sport, 'network_event.sport');
+  pos = writeInt(buf, pos, n.dport, 'network_event.dport');
+  pos = writeLong(buf, pos, n.cookie, 'network_event.cookie');
+  pos = writeString(buf, pos, ev.timestamp, 'timestamp');
+  pos = writeString(buf, pos, ev.host.hostname, 'host.hostname');
+  pos = writeString(buf, pos, ev.host.id, 'host.id');
+  const s = ev.source;
+  if (s === undefined) {
+    pos = writeVarint(buf, pos, 0); // run_id ""
+    pos = writeVarint(buf, pos, -1); // seq -1
+  } else {
+    pos = writeString(buf, pos, s.run_id, 'source.run_id');
+    pos = writeLong(buf, pos, s.seq, 'source.seq');
+  }
+  const c = ev.connection;
+  if (c === undefined) {
+    for (let i = 0; i < 6; i++) pos = writeVarint(buf, pos, 0); // "", 0, 0, 0, "", 0
+  } else {
+    pos = writeString(buf, pos, c.outcome, 'connection.outcome');
+    pos = writeLong(buf, pos, c.duration_ms, 'connection.duration_ms');
+    pos = writeLong(buf, pos, c.bytes_sent, 'connection.bytes_sent');
+    pos = writeLong(buf, pos, c.bytes_received, 'connection.bytes_received');
+    pos = writeString(buf, pos, c.remote_name, 'connection.remote_name');
+    pos = writeLong(buf, pos, c.netns, 'connection.netns');
+  }
+  return writeString(buf, pos, ev.process_key === undefined ? '' : ev.process_key, 'process_key');
+}
+
+function invalid(field: string, value: unknown): EventEncodeError {
+  return new EventEncodeError(`invalid NetworkEvent ${field}: ${JSON.stringify(value) ?? String(value)}`);
+}
+
+function writeInt(buf: Buffer, pos: number, v: number, field: string): number {
+  if (v !== (v | 0)) throw invalid(field, v);
+  return writeVarint(buf, pos, v);
+}
+
+/** avsc's bounds of a long held in a double. */
+const MAX_SAFE_LONG = 9007199254740990;
+
+function writeLong(buf: Buffer, pos: number, v: number, field: string): number {
+  if (typeof v !== 'number' || v % 1 !== 0 || !(v >= -MAX_SAFE_LONG && v <= MAX_SAFE_LONG)) throw invalid(field, v);
+  return writeVarint(buf, pos, v);
+}
+
+/** Zigzag varint, as avsc's Tap.writeLong writes it. */
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  if (n >= -1073741824 && n < 1073741824) {
+    let m = n >= 0 ? n << 1 : (~n << 1) | 1;
+    while (m > 0x7f) {
+      buf[pos++] = (m & 0x7f) | 0x80;
+      m >>= 7;
+    }
+    buf[pos++] = m;
+    return pos;
+  }
+  let f = n >= 0 ? n * 2 : -n * 2 - 1;
+  while (f >= 128) {
+    buf[pos++] = (f & 0x7f) | 0x80;
+    f /= 128;
+  }
+  buf[pos++] = f & 0x7f;
+  return pos;
+}
+
+/** ASCII strings shorter than this are copied char by char; others go through Buffer.write. */
+const SHORT_STRING = 64;
+
+function writeString(buf: Buffer, pos: number, s: string, field: string): number {
+  if (typeof s !== 'string') throw invalid(field, s);
+  const n = s.length;
+  if (n < SHORT_STRING) {
+    // Its length fits one varint byte (2n < 128).
+    const start = pos + 1;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === n) {
+      buf[pos] = n << 1;
+      return start + n;
+    }
+  }
+  const len = Buffer.byteLength(s, 'utf8');
+  pos = writeVarint(buf, pos, len);
+  if (pos + len <= buf.length) buf.write(s, pos, len, 'utf8');
+  return pos + len;
+}
