@@ -5,7 +5,7 @@
 // backoff forever. With it, the process exits at once with one line naming the
 // endpoint, the bucket and the cause.
 import { hostname } from 'node:os';
-import { type NetmonConfig, isUnreachable, rootCause, unreachableLine } from '@netmon/common';
+import { type NetmonConfig, S3ConnectionError, isUnreachable, rootCause, unreachableLine } from '@netmon/common';
 import { S3UnavailableError } from './errors';
 import type { ArchiveStore } from './store';
 
@@ -32,8 +32,20 @@ export async function checkStoreWritable(store: ArchiveStore, config: NetmonConf
 
 /** "netmon archiver: cannot reach S3 at …" (network), or "netmon archiver: S3 at … refused writing s3://bucket/key: NoSuchBucket: … (HTTP 404)". */
 export function probeFailureLine(config: NetmonConfig, key: string, err: unknown): string {
-  const line = isUnreachable(err) ? unreachableLine('archiver', 'S3', config, err) : refusedLine(config, key, err);
+  // TLS and protocol failures already say what is wrong and which setting to check.
+  const connection = connectionError(err);
+  const line = connection
+    ? `netmon archiver: ${connection.message}`
+    : isUnreachable(err)
+      ? unreachableLine('archiver', 'S3', config, err)
+      : refusedLine(config, key, err);
   return line.replace(/\s*\n\s*/g, ' ');
+}
+
+/** The S3ConnectionError in `err`'s cause chain, whose message names the endpoint, the cause and the fix. */
+function connectionError(err: unknown): S3ConnectionError | undefined {
+  for (let e = err; e instanceof Error; e = e.cause) if (e instanceof S3ConnectionError && /^S3 at /.test(e.message)) return e;
+  return undefined;
 }
 
 function refusedLine(config: NetmonConfig, key: string, err: unknown): string {

@@ -90,9 +90,12 @@ describe('archiver start-up: S3 write probe', () => {
     const port = await closedPort();
     const file = configFile(`endpoint: "http://127.0.0.1:${port}", prefix: archive`);
     const started = Date.now();
+    // S3_ENDPOINT (set by the test runner for the stack) would override the file's endpoint.
+    const { S3_ENDPOINT: _endpoint, ...env } = process.env;
     const r = spawnSync(process.execPath, [path.join(repoRoot, 'services/archiver/dist/src/main.js'), '--config', file], {
       encoding: 'utf8',
       timeout: 60_000,
+      env,
     });
     assert.equal(r.status, 1, `exit ${r.status}, stderr: ${r.stderr}`);
     // Besides the service's JSON log lines, one line for people.
