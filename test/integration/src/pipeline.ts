@@ -65,12 +65,7 @@ export async function startPipeline(processFilter = '', sensorSettings = ''): Pr
       for (const service of ['sensor', 'enricher', 'archiver'] as const) await children.get(service)?.stop('SIGTERM');
       // and the enricher's changelog (services/enricher/src/config.ts names it)
       await deleteTopics(kafka, [raw, events, dlq, status, `netmon-e2e-enricher-${id}.state`]);
-      // the events (and their manifests) under prefix/, the sensors' status records under prefix-status/
-      for (const under of [`${prefix}/`, `${prefix}-status/`]) {
-        const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: under }));
-        const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
-        if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: s3Settings.bucket, Delete: { Objects: keys } }));
-      }
+      await deleteArchive(prefix);
     },
   };
   started.push(pipeline);
@@ -80,18 +75,27 @@ export async function startPipeline(processFilter = '', sensorSettings = ''): Pr
   return pipeline;
 }
 
+/** The archive of a prefix: the events (and their manifests) under prefix/, the sensors' status records under prefix-status/. */
+export async function deleteArchive(prefix: string): Promise<void> {
+  for (const under of [`${prefix}/`, `${prefix}-status/`]) {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: s3Settings.bucket, Prefix: under }));
+    const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: s3Settings.bucket, Delete: { Objects: keys } }));
+  }
+}
+
 /** Stops every pipeline started (for `after`). */
 export async function stopPipelines(): Promise<void> {
   for (const p of started.splice(0)) await p.stop();
 }
 
 /** Every archived event under the pipeline's prefix. */
-export async function archived(p: Pipeline): Promise<NetworkEvent[]> {
+export async function archived(p: Pick<Pipeline, 'prefix'>): Promise<NetworkEvent[]> {
   return (await archivedObjects(p)).flatMap((o) => o.events);
 }
 
 /** The archive's objects in S3: each one's key, LastModified (ms; S3 keeps whole seconds) and events. */
-export async function archivedObjects(p: Pipeline): Promise<Array<{ key: string; modifiedMs: number; events: NetworkEvent[] }>> {
+export async function archivedObjects(p: Pick<Pipeline, 'prefix'>): Promise<Array<{ key: string; modifiedMs: number; events: NetworkEvent[] }>> {
   const objects: Array<{ key: string; modifiedMs: number; events: NetworkEvent[] }> = [];
   let token: string | undefined;
   do {

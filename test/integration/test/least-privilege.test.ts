@@ -8,8 +8,23 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { type RawRecord, type SocketEvent, rawRecordCodec, unwrapPayload } from '@netmon/common';
-import { NETMON_BIN, SENSOR_CAPS, createTopic, deleteTopics, ensureBpffs, readTopic, startChild, startNetmon, testKafka, waitUntil } from '../src';
+import { randomUUID } from 'node:crypto';
+import { type NetworkEvent, type RawRecord, type SocketEvent, rawRecordCodec, unwrapPayload } from '@netmon/common';
+import {
+  NETMON_BIN,
+  SENSOR_CAPS,
+  archived,
+  createTopic,
+  deleteArchive,
+  deleteTopics,
+  ensureBpffs,
+  readTopic,
+  startChild,
+  startNetmon,
+  testConfig,
+  testKafka,
+  waitUntil,
+} from '../src';
 
 const NOBODY = 65534;
 const CAP_BITS: Record<(typeof SENSOR_CAPS)[number], number> = { BPF: 39, PERFMON: 38, NET_ADMIN: 12, SYS_PTRACE: 19 };
@@ -17,21 +32,26 @@ const kafka = testKafka();
 const topics: string[] = [];
 after(() => deleteTopics(kafka, topics));
 
-/** A config and spool the unprivileged user can read and write. */
-function configFor(rawTopic: string, sensorExtra = ''): string {
+/** A config and spool the unprivileged user can read and write; `lines`: more of it. */
+function configFor(rawTopic: string, sensorExtra = '', lines: string[] = []): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'netmon-lp-'));
   mkdirSync(path.join(dir, 'spool'));
   chownSync(path.join(dir, 'spool'), NOBODY, NOBODY);
   chmodSync(dir, 0o755);
   const file = path.join(dir, 'netmon.yaml');
-  writeFileSync(file, `topics: { raw: ${rawTopic} }\nsensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1${sensorExtra} }\nlog: { level: info }\n`, {
-    mode: 0o644,
-  });
+  const sensor = `sensor: { spool_dir: ${dir}/spool, metrics_port: 0, status_interval_s: 1${sensorExtra} }`;
+  const topicsLine = lines.some((l) => l.startsWith('topics:')) ? [] : [`topics: { raw: ${rawTopic} }`];
+  writeFileSync(file, [...topicsLine, sensor, 'log: { level: info }', ...lines, ''].join('\n'), { mode: 0o644 });
   return file;
 }
 
 /** `netmon sensor` as uid/gid 65534 with exactly `caps` (setpriv execs node in place: same pid). */
 function unprivilegedSensor(config: string, caps: readonly string[]) {
+  return unprivileged('sensor', config, caps);
+}
+
+/** `netmon <service>` as uid/gid 65534 with exactly `caps`, none inheritable beyond them, no_new_privs. */
+function unprivileged(service: string, config: string, caps: readonly string[]) {
   const list = caps.map((c) => `+${c.toLowerCase()}`).join(',');
   const capArgs =
     caps.length > 0 ? [`--inh-caps=-all,${list}`, `--ambient-caps=-all,${list}`, `--bounding-set=-all,${list}`] : ['--inh-caps=-all', '--bounding-set=-all'];
@@ -43,7 +63,7 @@ function unprivilegedSensor(config: string, caps: readonly string[]) {
     '--no-new-privs',
     process.execPath,
     NETMON_BIN,
-    'sensor',
+    service,
     '--config',
     config,
   ]);
@@ -100,6 +120,64 @@ describe('least privilege (real kernel, real broker)', { skip: process.getuid?.(
     assert.equal(establish.dport, port);
     assert.equal(establish.sport, localPort);
     assert.equal(await sensor.stop('SIGTERM'), 0, sensor.stderr().slice(-2000));
+  });
+
+  test('the enricher and the archiver run as uid 65534 with no capability and carry a real connection to S3', async () => {
+    const id = randomUUID().slice(0, 8);
+    const [raw, events, dlq, status] = [
+      await createTopic(kafka, 'netmon.it.lp.raw'),
+      await createTopic(kafka, 'netmon.it.lp.events'),
+      await createTopic(kafka, 'netmon.it.lp.dlq', 1),
+      await createTopic(kafka, 'netmon.it.lp.status'),
+    ];
+    const prefix = `least-privilege/${id}`;
+    topics.push(raw, events, dlq, status, `netmon-lp-enricher-${id}.state`);
+    const config = configFor(raw, '', [
+      `topics: { raw: ${raw}, events: ${events}, dlq: ${dlq}, status: ${status} }`,
+      `s3: { bucket: ${testConfig().s3.bucket}, prefix: ${prefix} }`,
+      `enricher: { group_id: netmon-lp-enricher-${id}, metrics_port: 0 }`,
+      `archiver: { group_id: netmon-lp-archiver-${id}, metrics_port: 0, idle_flush_s: 1, flush_span_s: 5 }`,
+    ]);
+    const enricher = unprivileged('enricher', config, []);
+    const archiver = unprivileged('archiver', config, []);
+    const sensor = unprivilegedSensor(config, SENSOR_CAPS);
+    try {
+      await waitUntil('the sensor to start', () => sensor.stderr().includes('"sensor started"') || sensor.proc.exitCode !== null, 60_000);
+      for (const child of [enricher, archiver]) {
+        const pid = child.proc.pid!;
+        assert.equal(child.proc.exitCode, null, child.stderr().slice(-2000));
+        assert.deepEqual(statusField(pid, 'Uid').split(/\s+/).map(Number), [NOBODY, NOBODY, NOBODY, NOBODY]);
+        for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(BigInt(`0x${statusField(pid, set)}`), 0n, `${set} empty`);
+        assert.equal(statusField(pid, 'NoNewPrivs'), '1');
+      }
+      const server = createServer((c) => c.end());
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      const localPort = await new Promise<number>((resolve, reject) => {
+        const c = createConnection({ host: '127.0.0.1', port }, () => {
+          const lp = c.localPort!;
+          c.on('close', () => resolve(lp));
+          c.end();
+        });
+        c.on('error', reject);
+        c.resume();
+      });
+      server.close();
+      const mine = (e: NetworkEvent) => e.process.pid === process.pid && e.network_event.sport === localPort && e.network_event.dport === port;
+      const found = await waitUntil(
+        'the connection in the archive',
+        async () => {
+          for (const child of [enricher, archiver]) if (child.proc.exitCode !== null) throw new Error(`exited: ${child.stderr().slice(-2000)}`);
+          return (await archived({ prefix })).find((e) => mine(e) && e.network_event.type === 'TcpConnectionEstablish');
+        },
+        90_000,
+        1000,
+      );
+      assert.equal(found.process.pid, process.pid);
+    } finally {
+      for (const child of [sensor, enricher, archiver]) await child.stop('SIGTERM');
+      await deleteArchive(prefix);
+    }
   });
 
   // The manifests set sensor.pin_dir: pinning and adopting must need no capability beyond the set.
