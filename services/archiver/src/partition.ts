@@ -654,7 +654,12 @@ export class PartitionMachine<F extends OpenFlush = OpenFlush> {
       }
     }
     const open = this.open;
-    const want = this.stopping || this.queue.length >= this.o.maxQueuedFlushes || (open !== undefined && overHardLimit(open.flush, this.o.limits));
+    // A replay must read to the end an earlier run fixed, however far past this
+    // run's limits that is (its own limits bound it): pausing it there would
+    // wait for records that only the resume can fetch.
+    const replaying = open !== undefined && typeof open.alignment === 'number' && open.flush.lastOffset < open.alignment;
+    const overLimit = open !== undefined && !replaying && overHardLimit(open.flush, this.o.limits);
+    const want = this.stopping || this.queue.length >= this.o.maxQueuedFlushes || overLimit;
     if (want !== this.isPaused) {
       this.isPaused = want;
       this.emit({ kind: want ? 'pause' : 'resume' });

@@ -321,6 +321,18 @@ describe('partition state machine: restarts and realignment', () => {
     assert.equal(only(m.uploaded(put.op, 0), 'commit').offset, 125);
   });
 
+  test("a replay longer than twice this run's limits is not paused (it would wait forever for its end); it seals there, then limits apply", () => {
+    const m = machine(); // records limit 10: hard limit 20
+    const lookup = only(m.records(msgs(0, 24), end(24), 0), 'readManifest');
+    const out = m.manifestRead(lookup.op, manifest(0, 114), 0);
+    only(out, 'replay');
+    // Paused at 20 while the lookup was pending; the replay resumes it.
+    only(out, 'resume');
+    none(m.records(msgs(25, 113), end(113), 0), 'pause');
+    const seal = only(m.records(msgs(114, 114), end(114), 0), 'seal');
+    assert.deepEqual([seal.firstOffset, seal.lastOffset, seal.reason], [0, 114, 'aligned']);
+  });
+
   test('read past the end an earlier writer fixed: drop, seek back to the first offset, and end there on the second reading', () => {
     const m = machine();
     const lookup = only(m.records(msgs(100, 115), end(115), 0), 'readManifest');
