@@ -69,6 +69,24 @@ function unprivileged(service: string, config: string, caps: readonly string[]) 
   ]);
 }
 
+/** One loopback connection made and closed by this process: the server's port and the client's. */
+async function loopbackConnection(): Promise<{ port: number; localPort: number }> {
+  const server = createServer((s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const localPort = await new Promise<number>((resolve, reject) => {
+    const c = createConnection({ host: '127.0.0.1', port }, () => {
+      const lp = c.localPort!;
+      c.on('close', () => resolve(lp));
+      c.end();
+    });
+    c.on('error', reject);
+    c.resume();
+  });
+  server.close();
+  return { port, localPort };
+}
+
 function statusField(pid: number, name: string): string {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')
@@ -94,19 +112,7 @@ describe('least privilege (real kernel, real broker)', { skip: process.getuid?.(
     assert.doesNotMatch(sensor.stderr(), /skipped/, `no program skipped: ${sensor.stderr().slice(-1500)}`);
 
     // One real connection, found by its ports among the sensor's records.
-    const server = createServer((s) => s.end());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
-    const localPort = await new Promise<number>((resolve, reject) => {
-      const c = createConnection({ host: '127.0.0.1', port }, () => {
-        const lp = c.localPort!;
-        c.on('close', () => resolve(lp));
-        c.end();
-      });
-      c.on('error', reject);
-      c.resume();
-    });
-    server.close();
+    const { port, localPort } = await loopbackConnection();
     const mine = (records: RawRecord[]) =>
       records.flatMap((r) => {
         const p = unwrapPayload(r.payload);
@@ -150,19 +156,7 @@ describe('least privilege (real kernel, real broker)', { skip: process.getuid?.(
         for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(BigInt(`0x${statusField(pid, set)}`), 0n, `${set} empty`);
         assert.equal(statusField(pid, 'NoNewPrivs'), '1');
       }
-      const server = createServer((c) => c.end());
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const port = (server.address() as { port: number }).port;
-      const localPort = await new Promise<number>((resolve, reject) => {
-        const c = createConnection({ host: '127.0.0.1', port }, () => {
-          const lp = c.localPort!;
-          c.on('close', () => resolve(lp));
-          c.end();
-        });
-        c.on('error', reject);
-        c.resume();
-      });
-      server.close();
+      const { port, localPort } = await loopbackConnection();
       const mine = (e: NetworkEvent) => e.process.pid === process.pid && e.network_event.sport === localPort && e.network_event.dport === port;
       const found = await waitUntil(
         'the connection in the archive',
