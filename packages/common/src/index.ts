@@ -7,6 +7,7 @@ export * from './logger';
 export * from './metrics';
 export * from './kafka';
 export * from './rdkafka';
+export * from './kafka-batch';
 export * from './s3';
 export * from './net';
 export * from './args';

@@ -12,10 +12,11 @@
 // rdkafkaSettings(); the dead-letter producer is common's idempotent
 // NativeProducer.
 //
-// One loop: consume(N) (a batch across partitions), split per topic partition
-// (references, no copy per record), one handlers.batch() per topic partition,
-// in order, awaited. librdkafka's messages fit InMessage as they are (number
-// offsets). Where a batch ends past trailing control records (transaction
+// One loop: consumeBatch() of @netmon/common (a batch across partitions in
+// one Buffer, each message's key and value views of it), split per topic
+// partition (references, no copy per record), one handlers.batch() per topic
+// partition, in order, awaited. The messages fit InMessage as they are (number
+// offsets). Errors the queue carries (a missing topic) are logged, not fatal. Where a batch ends past trailing control records (transaction
 // markers) is the consumer's position: librdkafka advances it past the
 // markers it served while filling the batch.
 //
@@ -38,7 +39,9 @@
 import { randomUUID } from 'node:crypto';
 import { CODES, type ConsumerGlobalConfig, KafkaConsumer, type LibrdKafkaError, type Message } from '@confluentinc/kafka-javascript';
 import {
+  type BatchError,
   DLQ_HEADERS,
+  consumeBatch,
   deadLetterValue,
   type KafkaSettings,
   type Logger,
@@ -63,6 +66,9 @@ export interface RdkafkaSourceOptions {
   /** Messages per consume() call (default 1000). */
   batchSize?: number;
 }
+
+/** How long a consume waits for its first message (then it takes what is ready). */
+const CONSUME_WAIT_MS = 500;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -115,10 +121,6 @@ export class RdkafkaSource implements ArchiveSource {
       rebalance_cb: true,
     };
     this.consumer = new KafkaConsumer(config, { 'auto.offset.reset': 'earliest' });
-    // Once one message is in, a consume() call takes what is ready instead of waiting for more.
-    // (in the client, not in its type declarations)
-    (this.consumer as KafkaConsumer & { setDefaultIsTimeoutOnlyForFirstMessage(only: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
-    this.consumer.setDefaultConsumeTimeout(500);
     const name = String(config['client.id']);
     forwardLogs(this.consumer, this.log, name);
     this.consumer.on('rebalance', (err: LibrdKafkaError, assignment: Array<{ topic: string; partition: number }>) => this.rebalanced(err, assignment));
@@ -159,21 +161,25 @@ export class RdkafkaSource implements ArchiveSource {
       const generation = this.generation;
       const epochs = new Map(this.epochs);
       let messages: Message[];
+      let errors: BatchError[];
       try {
-        messages = await this.consume();
+        ({ messages, errors } = await consumeBatch(this.consumer, this.batchSize, CONSUME_WAIT_MS));
       } catch (err) {
         if (this.closing) break;
-        if ((err as { code?: number }).code === CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
+        h.crashed(failure('consuming', err as LibrdKafkaError), true);
+        await sleep(1000);
+        continue;
+      }
+      for (const err of errors) {
+        if (err.code === CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
           // A subscribed topic does not exist (yet): the others are consumed meanwhile.
           if (Date.now() - this.missingWarnedAt > MISSING_TOPIC_WARN_MS) {
             this.missingWarnedAt = Date.now();
             this.log.warn({ topics: this.o.topics, err: describeError(err) }, 'a subscribed topic does not exist yet; it is read once it is created');
           }
-          continue;
+        } else if (!this.closing) {
+          this.log.warn({ topic: err.topic, partition: err.partition, err: describeError(err) }, 'consumer error; consuming on');
         }
-        h.crashed(err, true);
-        await sleep(1000);
-        continue;
       }
       if (messages.length === 0 || this.closing) continue;
       if (this.generation !== generation) {
@@ -215,12 +221,6 @@ export class RdkafkaSource implements ArchiveSource {
       // Not assigned any more, or no watermark cached yet: what the batch itself tells.
     }
     return { lastOffset: Math.max(last, position - 1), highWatermark: Math.max(hw, last + 1) };
-  }
-
-  private consume(): Promise<Message[]> {
-    return new Promise((resolve, reject) =>
-      this.consumer.consume(this.batchSize, (err, messages) => (err ? reject(failure('consuming', err)) : resolve(messages))),
-    );
   }
 
   private async rewindToCommitted(): Promise<void> {

@@ -48,6 +48,7 @@ import {
 import {
   type KafkaSettings,
   connectClient,
+  consumeBatch,
   forwardLogs,
   kafkaFailure,
   type Logger,
@@ -56,6 +57,7 @@ import {
   NetmonError,
   type OutgoingMessage,
   describeError,
+  produceBatch,
   rdkafkaSettings,
   withAdmin,
 } from '@netmon/common';
@@ -66,6 +68,8 @@ import type { MessageHeaders, OffsetCommit, OutMessage, RawMessage, TopicBatch }
 
 /** Messages asked of one consume() call. */
 const CONSUME_MAX = 10_000;
+/** How long a consume() call waits for its first message. */
+const CONSUME_WAIT_MS = 100;
 /** A partition is paused while this many of its messages wait. */
 const QUEUE_HIGH = 30_000;
 /** A batch handed to the service holds at most this many messages. */
@@ -322,23 +326,13 @@ class Transactions {
   }
 
   private async produce(producer: Producer, topic: string, messages: readonly OutMessage[]): Promise<void> {
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      const value = bytesOf(m.value);
-      const key = keyOf(m.key);
-      const headers = m.headers ? headerList(m.headers) : undefined;
-      for (;;) {
-        try {
-          producer.produce(topic, m.partition ?? null, value, key, undefined, undefined, headers);
-          break;
-        } catch (err) {
-          // The local queue is full: let librdkafka send some.
-          if ((err as LibrdKafkaError).code !== ERR.ERR__QUEUE_FULL) throw kafkaFailure(this.name, `producing to ${topic}`, err as LibrdKafkaError);
-          await sleep(5);
-        }
-      }
+    try {
+      await produceBatch(producer, topic, messages);
+    } catch (err) {
+      throw kafkaFailure(this.name, `producing to ${topic}`, err as LibrdKafkaError);
     }
   }
+
 
   async close(): Promise<void> {
     this.closed = true;
@@ -660,8 +654,6 @@ export class RdkafkaClient implements EnricherClient {
     const consumer = new KafkaConsumer(config, { 'auto.offset.reset': 'earliest' });
     forwardLogs(consumer, this.logger, this.name, (err) => this.handlers?.crashed(kafkaFailure(this.name, 'consuming', err), false));
     await connectClient(consumer, this.name);
-    consumer.setDefaultConsumeTimeout(100);
-    (consumer as unknown as Incremental).setDefaultIsTimeoutOnlyForFirstMessage(true);
     this.consumer = consumer;
   }
 
@@ -699,7 +691,9 @@ export class RdkafkaClient implements EnricherClient {
       const n = ++this.calls;
       let messages: Message[];
       try {
-        messages = await new Promise<Message[]>((resolve, reject) => c.consume(CONSUME_MAX, (err, ms) => (err ? reject(err) : resolve(ms))));
+        const batch = await consumeBatch(c, CONSUME_MAX, CONSUME_WAIT_MS);
+        messages = batch.messages;
+        for (const e of batch.errors) this.logger.warn({ err: describeError(e), partition: e.partition }, 'consumer error; consuming on');
       } catch (err) {
         const e = err as LibrdKafkaError;
         if (e.isFatal) {
