@@ -5,12 +5,15 @@
 //   1. fill a fresh topic (4 partitions) with EVENTS Avro NetworkEvents (default 1,000,000)
 //   2. kcat -C from the beginning to the end: the consume-only limit
 //   3. the archiver (in this process, fresh group and S3 prefix, default flush
-//      sizes, idle flush 1 s) from the beginning until every offset is committed
-//      after upload; events/s per core = events / CPU seconds of this process
-//      (main thread + gzip threads) during the run
+//      sizes) from its start until it has read every event and stopped: the
+//      stop seals, uploads and commits what it holds, as the next flush of a
+//      stream that goes on would (waiting for the idle timer instead would add
+//      that wait). Every offset is then checked committed. events/s per core =
+//      events / CPU seconds of this process (main thread, gzip and librdkafka
+//      threads) during the run
 // Ends with one line `RESULT {json}`. BENCH_LOG_LEVEL=info shows the archiver's
 // logs (flush reasons, sizes); NETMON_ARCHIVER_GZIP_LEVEL sets its gzip level.
-// The end is seen in the archiver's own metric, then checked against the
+// The end is seen in the archiver's own metrics, then checked against the
 // group's committed offsets: polling the broker all along would put the
 // bench's Kafka client into the CPU time measured.
 import { spawnSync } from 'node:child_process';
@@ -20,6 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_CONNECTION_FACTS, NativeProducer, type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec } from '@netmon/common';
 import { ArchiveStore, start } from '@netmon/archiver';
+import { cpuByThreadName, mainThreadCpuSeconds, threadGroups } from './_threads';
 
 const EVENTS = Number(process.argv[2] ?? process.env.BENCH_EVENTS ?? 1_000_000);
 const PARTITIONS = 4;
@@ -139,32 +143,48 @@ async function main(): Promise<void> {
     const ends = new Map<number, number>();
     for (const p of await admin.fetchTopicOffsets(topic)) ends.set(p.partition, Number(p.high));
     const cpu0 = process.cpuUsage();
+    const main0 = mainThreadCpuSeconds();
+    const threads0 = cpuByThreadName();
     const t0 = process.hrtime.bigint();
     const handle = await start(config, log);
-    const committed = async () => ((await handle.archiver.metrics.records.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0);
-    for (;;) {
-      // netmon_archiver_records_total counts a flush once its offset is committed.
-      if ((await committed()) < EVENTS) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
-      const done = offsets[0]!.partitions.every((p) => Number(p.offset) >= (ends.get(p.partition) ?? 0));
-      if (done) break;
-      await new Promise((r) => setTimeout(r, 100));
+    const startedS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const read = async () => ((await handle.archiver.metrics.read.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0);
+    // Every event read, then stop: it seals, uploads and commits what is held,
+    // as the next size-triggered flush would in a stream that goes on (the idle
+    // timer would only add its own wait to the figure).
+    let firstS = Number.NaN;
+    for (let n = 0; n < EVENTS; n = await read()) {
+      if (n > 0 && Number.isNaN(firstS)) firstS = Number(process.hrtime.bigint() - t0) / 1e9;
+      await new Promise((r) => setTimeout(r, 20));
     }
+    const readS = Number(process.hrtime.bigint() - t0) / 1e9;
+    // The clock stops once every event is committed after its upload; leaving the group is not archiving.
+    const archived = async () => (await handle.archiver.metrics.records.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
+    const stopped = handle.stop();
+    let stopFailed: unknown;
+    stopped.catch((err: unknown) => (stopFailed = err));
+    while ((await archived()) < EVENTS && !stopFailed) await new Promise((r) => setTimeout(r, 5));
     const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;
-    await handle.stop();
+    const mainS = mainThreadCpuSeconds() - main0;
+    const threads = cpuByThreadName();
+    // Under --cpu-prof: the run's window, on the profile's clock (µs).
+    if (process.execArgv.some((a) => a.startsWith('--cpu-prof'))) say(`  window ${t0 / 1000n} ${process.hrtime.bigint() / 1000n} µs`);
+    await stopped;
+    const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const behind = offsets[0]!.partitions.filter((p) => Number(p.offset) < (ends.get(p.partition) ?? 0));
+    if ((await archived()) !== EVENTS || behind.length > 0) throw new Error(`the archiver stopped with ${await archived()} of ${EVENTS} events archived; partitions behind: ${JSON.stringify(behind)}`);
     const objects = (await store.list(`${prefix}/dt=`)).filter((o) => o.key.endsWith('.json.gz'));
     const bytes = objects.reduce((n, o) => n + o.size, 0);
     const rate = EVENTS / wallS;
     const perCore = EVENTS / cpuS;
     const ratio = rate / kcatRate;
     say(
-      `  archiver (Kafka → S3):     ${Math.round(rate).toLocaleString('en')} events/s wall (${wallS.toFixed(2)} s), ${cpuS.toFixed(2)} CPU s (${(cpuS / wallS).toFixed(2)} cores)`,
+      `  archiver (Kafka → S3):     ${Math.round(rate).toLocaleString('en')} events/s wall (${wallS.toFixed(2)} s), ${cpuS.toFixed(2)} CPU s (${(cpuS / wallS).toFixed(2)} cores; main thread ${mainS.toFixed(2)} s)`,
     );
+    say(`  of which:                  ${startedS.toFixed(2)} s to start (S3 probe, group join), ${firstS.toFixed(2)} s to the first event read, all read at ${readS.toFixed(2)} s, then ${(wallS - readS).toFixed(2)} s to seal, upload and commit the rest`);
+    say(`  CPU seconds by thread:     ${JSON.stringify(threadGroups(threads0, threads))}`);
     say(`  archiver per core:         ${Math.round(perCore).toLocaleString('en')} events/s per CPU second`);
     say(`  ratio to kcat:             ${ratio.toFixed(2)}`);
     say(
@@ -176,6 +196,9 @@ async function main(): Promise<void> {
       partitions: PARTITIONS,
       wall_s: Number(wallS.toFixed(3)),
       cpu_s: Number(cpuS.toFixed(3)),
+      main_thread_cpu_s: Number(mainS.toFixed(3)),
+      first_read_s: Number(firstS.toFixed(3)),
+      all_read_s: Number(readS.toFixed(3)),
       events_per_s: Math.round(rate),
       kcat_events_per_s: Math.round(kcatRate),
       objects: objects.length,

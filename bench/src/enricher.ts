@@ -16,12 +16,12 @@
 // NETMON_BENCH_ONLY=eos|alo runs one variant alone, with its CPU time per
 // thread and no RESULT line (for profiling). Ends with `RESULT {json}`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import { NO_SOCKET_FACTS, type NetmonConfig, type RawRecord, createKafka, createLogger, loadConfig, rawRecordCodec } from '@netmon/common';
 import { start } from '@netmon/enricher';
+import { cpuByThreadName, mainThreadCpuSeconds } from './_threads';
 import type { Admin, Message } from 'kafkajs';
 
 const RECORDS = Number(process.env.NETMON_BENCH_RECORDS ?? 300_000);
@@ -157,40 +157,6 @@ async function waitCommitted(admin: Admin, groupId: string, topic: string, ends:
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
-}
-
-/**
- * CPU seconds of the main (JavaScript) thread, from /proc (Linux): the rest of
- * the process's CPU time is librdkafka's and libuv's threads. NaN elsewhere.
- */
-function mainThreadCpuSeconds(): number {
-  return threadCpuSeconds(process.pid);
-}
-
-function threadCpuSeconds(tid: number | string): number {
-  try {
-    // utime and stime: fields 14 and 15, after the command in parentheses
-    const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-const CLOCK_TICKS = 100;
-
-/** CPU seconds per thread name (librdkafka names its threads rdk:main, rdk:broker…), for NETMON_BENCH_ONLY runs. */
-function cpuByThreadName(): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const name = Number(tid) === process.pid ? 'main' : comm.startsWith('rdk:') ? comm.replace(/\d+$/, '#') : `${comm}:${tid}`;
-      out[name] = Number(((out[name] ?? 0) + threadCpuSeconds(tid)).toFixed(2));
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
 }
 
 interface Run {

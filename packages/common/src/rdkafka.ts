@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import type { KafkaSettings } from './config';
+import { type ConsumedBatch, PARTITION_EOF, consumeBatch } from './kafka-batch';
 import { NetmonError } from './errors';
 import type { Logger } from './logger';
 
@@ -73,6 +74,17 @@ export function rdkafkaSettings(settings: KafkaSettings, clientSuffix: string): 
     config['sasl.password'] = settings.sasl.password;
   }
   return config;
+}
+
+/**
+ * rdkafkaSettings() of a consumer. librdkafka postpones a partition's next
+ * fetch by fetch.queue.backoff.ms (1 s by default) each time its local queue
+ * reaches its thresholds: a consumer that empties its queue quickly idled
+ * most of every second (the archiver's bench read 93k events/s with the
+ * default, 1.4M/s with 10 ms; the enricher's end-to-end p99 was near 1 s).
+ */
+export function rdkafkaConsumerSettings(settings: KafkaSettings, clientSuffix: string): ConsumerGlobalConfig {
+  return { ...rdkafkaSettings(settings, clientSuffix), 'fetch.queue.backoff.ms': 10 };
 }
 
 type Emitter = {
@@ -412,7 +424,7 @@ export class NativeConsumer {
 
   static async connect(settings: KafkaSettings, logger: Logger, options: ConsumerOptions): Promise<NativeConsumer> {
     const config: ConsumerGlobalConfig = {
-      ...rdkafkaSettings(settings, options.clientSuffix),
+      ...rdkafkaConsumerSettings(settings, options.clientSuffix),
       'group.id': options.groupId,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
@@ -437,11 +449,17 @@ export class NativeConsumer {
     this.native.subscribe(topics);
   }
 
-  /** Up to `max` messages, waiting at most librdkafka's fetch wait when none are there. */
-  consume(max: number): Promise<Message[]> {
-    return new Promise((resolve, reject) =>
-      this.native.consume(max, (err, messages) => (err ? reject(kafkaFailure(this.name, 'consuming', err)) : resolve(messages))),
-    );
+  /** Up to `max` messages, waiting at most `waitMs` for the first; a consumer error (a missing topic) fails it when no message came. */
+  async consume(max: number, waitMs = 1000): Promise<Message[]> {
+    let batch: ConsumedBatch;
+    try {
+      batch = await consumeBatch(this.native, max, waitMs);
+    } catch (err) {
+      throw kafkaFailure(this.name, 'consuming', err as LibrdKafkaError);
+    }
+    const failed = batch.errors.find((e) => e.code !== PARTITION_EOF);
+    if (failed && batch.messages.length === 0) throw kafkaFailure(this.name, 'consuming', failed as unknown as LibrdKafkaError);
+    return batch.messages;
   }
 
   /** Commits the next offset to read per partition, synchronously with the group coordinator. */

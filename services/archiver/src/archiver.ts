@@ -217,6 +217,7 @@ export class Archiver {
         this.machines.set(key, o);
       }
       const m = o.m;
+      this.metrics.read.inc({ topic: tp.topic }, messages.length);
       const deadLetters = this.perform(o, m.records(messages, end, this.now()));
       this.updateLag(o);
       // Dead letters of this batch are sent before the next batch is fetched, as records are read: in order.

@@ -9,7 +9,7 @@
 // fetch position of a partition kept across the rebalance while its machine
 // is replaced, and the records it held would be lost. @netmon/common's
 // NativeConsumer fixes cooperative-sticky, so the consumer is built here from
-// rdkafkaSettings(); the dead-letter producer is common's idempotent
+// rdkafkaConsumerSettings(); the dead-letter producer is common's idempotent
 // NativeProducer.
 //
 // One loop: consumeBatch() of @netmon/common (a batch across partitions in
@@ -25,6 +25,11 @@
 // partition" and keeps the subscription; the topic is found at the next
 // metadata refresh (every 10 s here, 5 min by default), which rebalances the
 // group. A warning, not a crash: the other topic is archived meanwhile.
+//
+// The next consume is in flight while a batch is handled (the thread pool
+// that runs it is gzip's too: waiting for it in turn idled the loop half its
+// time). So where a batch ends is read as its consume returns, before the
+// next one moves the position.
 //
 // Staleness, since the native calls overlap the consume in flight:
 // - seek runs on a worker thread: the loop waits for every pending seek
@@ -50,7 +55,7 @@ import {
   describeError,
   forwardLogs,
   kafkaFailure,
-  rdkafkaSettings,
+  rdkafkaConsumerSettings,
 } from '@netmon/common';
 import type { BatchEnd, InMessage } from './partition';
 import { type ArchiveSource, type DeadLetterRecord, type SourceHandlers, type TopicPartition, tpKey } from './source';
@@ -76,6 +81,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const MISSING_TOPIC_WARN_MS = 60_000;
 
 const CLIENT = 'archiver consumer';
+
+/** A consume's result: its messages per topic partition (tpKey). */
+interface Consumed {
+  /** The rebalance generation when it started. */
+  generation: number;
+  batches: Array<{ key: string; tp: TopicPartition; messages: Message[]; end: BatchEnd; epoch: number }>;
+}
 const failure = (what: string, err: LibrdKafkaError) => kafkaFailure(CLIENT, what, err);
 
 export class RdkafkaSource implements ArchiveSource {
@@ -102,7 +114,7 @@ export class RdkafkaSource implements ArchiveSource {
   ) {
     this.batchSize = o.batchSize ?? 1000;
     const config: ConsumerGlobalConfig = {
-      ...rdkafkaSettings(kafka, 'archiver'),
+      ...rdkafkaConsumerSettings(kafka, 'archiver'),
       'group.id': o.groupId,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
@@ -111,9 +123,10 @@ export class RdkafkaSource implements ArchiveSource {
       'partition.assignment.strategy': 'roundrobin',
       'session.timeout.ms': 30_000,
       'heartbeat.interval.ms': 3_000,
-      'max.partition.fetch.bytes': 8 << 20,
+      'max.partition.fetch.bytes': 1 << 20,
       'fetch.max.bytes': 32 << 20,
-      'fetch.wait.max.ms': 500,
+      // A partition that becomes fetchable (its start offset found) waits for the fetch in flight: no longer than this.
+      'fetch.wait.max.ms': 100,
       'queued.max.messages.kbytes': 32 << 10,
       // A subscribed topic created after the start is consumed within 10 s (see the top of this file).
       'topic.metadata.refresh.interval.ms': 10_000,
@@ -156,57 +169,83 @@ export class RdkafkaSource implements ArchiveSource {
   }
 
   private async run(h: SourceHandlers): Promise<void> {
+    let next: Promise<Consumed> | undefined;
     while (!this.closing) {
-      while (this.pendingSeeks.size > 0) await Promise.all(this.pendingSeeks);
-      const generation = this.generation;
-      const epochs = new Map(this.epochs);
-      let messages: Message[];
-      let errors: BatchError[];
+      const current = next ?? this.consume();
+      next = undefined;
+      let consumed: Consumed;
       try {
-        ({ messages, errors } = await consumeBatch(this.consumer, this.batchSize, CONSUME_WAIT_MS));
+        consumed = await current;
       } catch (err) {
         if (this.closing) break;
-        h.crashed(failure('consuming', err as LibrdKafkaError), true);
+        h.crashed(err, true);
         await sleep(1000);
         continue;
       }
-      for (const err of errors) {
-        if (err.code === CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
-          // A subscribed topic does not exist (yet): the others are consumed meanwhile.
-          if (Date.now() - this.missingWarnedAt > MISSING_TOPIC_WARN_MS) {
-            this.missingWarnedAt = Date.now();
-            this.log.warn({ topics: this.o.topics, err: describeError(err) }, 'a subscribed topic does not exist yet; it is read once it is created');
-          }
-        } else if (!this.closing) {
-          this.log.warn({ topic: err.topic, partition: err.partition, err: describeError(err) }, 'consumer error; consuming on');
-        }
-      }
-      if (messages.length === 0 || this.closing) continue;
-      if (this.generation !== generation) {
+      // The next batch is fetched while this one is handled (on a thread of
+      // the pool, which gzip shares), unless a seek must land first.
+      if (!this.closing && this.pendingSeeks.size === 0) next = this.consume();
+      if (consumed.batches.length === 0 || this.closing) continue;
+      if (this.generation !== consumed.generation) {
         // Messages of an earlier generation may be among them: read again from the committed offsets.
         await this.rewindToCommitted().catch((err: unknown) => h.crashed(err, true));
         continue;
       }
-      for (const [key, batch] of byPartition(messages)) {
-        const tp: TopicPartition = { topic: batch[0]!.topic, partition: batch[0]!.partition };
-        if (!this.o.topics.includes(tp.topic)) continue;
-        const epoch = this.epochs.get(key) ?? 0;
-        if (epoch !== (epochs.get(key) ?? 0)) {
-          // Sought while this consume ran: these may be from after the seek, which the position has passed.
+      for (const { key, tp, messages, end, epoch } of consumed.batches) {
+        if (epoch !== (this.epochs.get(key) ?? 0)) {
+          // Sought since this consume started: these may be from after the seek, which the position has passed.
           const to = this.seekTargets.get(key);
           if (to !== undefined) this.seek(tp, to);
           continue;
         }
+        const { generation } = consumed;
         const stale = () => this.closing || this.generation !== generation || (this.epochs.get(key) ?? 0) !== epoch;
         if (stale()) continue;
         try {
-          // librdkafka's messages have number offsets and Buffer (or null) keys and values: InMessage as they are.
-          await h.batch(tp, batch as readonly Message[] as readonly InMessage[], this.endOf(tp, batch), stale);
+          // The messages have number offsets and Buffer (or null) keys and values: InMessage as they are.
+          await h.batch(tp, messages as readonly Message[] as readonly InMessage[], end, stale);
         } catch (err) {
           h.crashed(err, true);
         }
       }
     }
+    await next?.catch(() => undefined);
+  }
+
+  /**
+   * One consume, once pending seeks have landed: its messages per archived
+   * topic partition, each with where it ends, read before the next consume
+   * moves the position on.
+   */
+  private async consume(): Promise<Consumed> {
+    while (this.pendingSeeks.size > 0) await Promise.all(this.pendingSeeks);
+    const generation = this.generation;
+    const epochs = new Map(this.epochs);
+    let messages: Message[];
+    let errors: BatchError[];
+    try {
+      ({ messages, errors } = await consumeBatch(this.consumer, this.batchSize, CONSUME_WAIT_MS));
+    } catch (err) {
+      throw failure('consuming', err as LibrdKafkaError);
+    }
+    for (const err of errors) {
+      if (err.code === CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
+        // A subscribed topic does not exist (yet): the others are consumed meanwhile.
+        if (Date.now() - this.missingWarnedAt > MISSING_TOPIC_WARN_MS) {
+          this.missingWarnedAt = Date.now();
+          this.log.warn({ topics: this.o.topics, err: describeError(err) }, 'a subscribed topic does not exist yet; it is read once it is created');
+        }
+      } else if (!this.closing) {
+        this.log.warn({ topic: err.topic, partition: err.partition, err: describeError(err) }, 'consumer error; consuming on');
+      }
+    }
+    const batches: Consumed['batches'] = [];
+    if (messages.length === 0 || this.closing) return { generation, batches };
+    for (const [key, list] of byPartition(messages)) {
+      const tp: TopicPartition = { topic: list[0]!.topic, partition: list[0]!.partition };
+      if (this.o.topics.includes(tp.topic)) batches.push({ key, tp, messages: list, end: this.endOf(tp, list), epoch: epochs.get(key) ?? 0 });
+    }
+    return { generation, batches };
   }
 
   /** Where the batch ends: past the control records served after its last message (the position), and the high watermark. */

@@ -58,6 +58,7 @@ import {
   type OutgoingMessage,
   describeError,
   produceBatch,
+  rdkafkaConsumerSettings,
   rdkafkaSettings,
   withAdmin,
 } from '@netmon/common';
@@ -441,7 +442,7 @@ class StateReader {
 
   async start(): Promise<void> {
     const config: ConsumerGlobalConfig = {
-      ...rdkafkaSettings(this.kafka, 'enricher-state'),
+      ...rdkafkaConsumerSettings(this.kafka, 'enricher-state'),
       'group.id': `netmon-enricher-state-${randomUUID()}`,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
@@ -635,7 +636,7 @@ export class RdkafkaClient implements EnricherClient {
       this.sharedOutput = new SharedOutput(this.sharedProducer, this);
     }
     const config: ConsumerGlobalConfig = {
-      ...rdkafkaSettings(this.config.kafka, 'enricher'),
+      ...rdkafkaConsumerSettings(this.config.kafka, 'enricher'),
       'group.id': this.config.enricher.groupId,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
