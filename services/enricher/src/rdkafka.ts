@@ -628,13 +628,20 @@ export class RdkafkaClient implements EnricherClient {
   }
 
   async start(): Promise<void> {
-    await this.reader.start();
-    await this.ensureTopics();
+    // Independent steps, each a few round trips: together (the topics are
+    // checked through the changelog reader's connection).
+    await Promise.all([this.reader.start().then(() => this.ensureTopics()), this.openOutput(), this.connectConsumer()]);
+  }
+
+  private async openOutput(): Promise<void> {
     if (this.txn) await this.txn.open();
     else {
       this.sharedProducer = await NativeProducer.connect(this.config.kafka, this.logger, { clientSuffix: 'enricher', idempotent: true });
       this.sharedOutput = new SharedOutput(this.sharedProducer, this);
     }
+  }
+
+  private async connectConsumer(): Promise<void> {
     const config: ConsumerGlobalConfig = {
       ...rdkafkaConsumerSettings(this.config.kafka, 'enricher'),
       'group.id': this.config.enricher.groupId,
