@@ -1,15 +1,30 @@
 // The Kafka client choice, measured: kafkajs (what the data paths used until
 // now, and what custom consumers keep using) against librdkafka through
-// @confluentinc/kafka-javascript's native API (what they use now), on the
-// same broker in the same run. Each client runs in its own process, so its
-// CPU time (librdkafka's threads included) is its own:
+// @confluentinc/kafka-javascript's native API, message by message (its own
+// produce() and consume(n)) and in batches through @netmon/common's addon
+// (produceBatch, consumeBatch: what the enricher and the archiver use), on
+// the same broker in the same run. Each client runs in its own process, so
+// its CPU time (librdkafka's threads included) is its own:
 //   produce  N messages of 220 bytes to 4 partitions, keyed, idempotent, acks=all, LZ4
 //   consume  the same N messages from the beginning, in a fresh group
 // Prints messages per CPU-second and per wall-second, and `RESULT {json}`.
 //   NETMON_BENCH_MESSAGES (default 300000)
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { type KafkaSettings, NativeConsumer, NativeProducer, compressionType, createKafka, createLogger, loadConfig, withAdmin } from '@netmon/common';
+import { Producer } from '@confluentinc/kafka-javascript';
+import {
+  type KafkaSettings,
+  NativeConsumer,
+  NativeProducer,
+  compressionType,
+  connectClient,
+  createKafka,
+  createLogger,
+  loadConfig,
+  produceBatch,
+  rdkafkaSettings,
+  withAdmin,
+} from '@netmon/common';
 
 const MESSAGES = Number(process.env.NETMON_BENCH_MESSAGES ?? 300_000);
 const BATCH = 1000;
@@ -17,7 +32,8 @@ const VALUE = Buffer.alloc(220, 0x61);
 const KEYS = Array.from({ length: 64 }, (_, i) => Buffer.from(`host-${i}`));
 const logger = createLogger('bench', 'error');
 
-type Client = 'kafkajs' | 'librdkafka';
+const CLIENTS = ['kafkajs', 'librdkafka', 'librdkafka-batch'] as const;
+type Client = (typeof CLIENTS)[number];
 type Role = 'produce' | 'consume';
 interface Figures {
   messages: number;
@@ -34,6 +50,24 @@ async function produce(client: Client, settings: KafkaSettings, topic: string): 
       await producer.send({ topic, acks: -1, compression: compressionType('lz4'), messages });
     }
     await producer.disconnect();
+    return;
+  }
+  if (client === 'librdkafka-batch') {
+    // As the enricher's producer: one native call per batch, no delivery report per message; flush() waits for every ack.
+    const producer = new Producer(
+      { ...rdkafkaSettings(settings, 'bench'), 'enable.idempotence': true, 'compression.codec': 'lz4', 'linger.ms': 5, dr_cb: false },
+      { partitioner: 'murmur2_random' },
+    );
+    await connectClient(producer, 'bench producer');
+    for (let i = 0; i < MESSAGES; i += BATCH) {
+      await produceBatch(
+        producer,
+        topic,
+        Array.from({ length: Math.min(BATCH, MESSAGES - i) }, (_, k) => ({ key: KEYS[(i + k) % KEYS.length], value: VALUE })),
+      );
+    }
+    await new Promise<void>((resolve, reject) => producer.flush(60_000, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
     return;
   }
   const producer = await NativeProducer.connect(settings, logger, { clientSuffix: 'bench', compression: 'lz4' });
@@ -72,7 +106,17 @@ async function consume(client: Client, settings: KafkaSettings, topic: string): 
   }
   const consumer = await NativeConsumer.connect(settings, logger, { clientSuffix: 'bench', groupId });
   consumer.subscribe([topic]);
-  while (seen < MESSAGES) seen += (await consumer.consume(BATCH)).length;
+  if (client === 'librdkafka-batch') {
+    while (seen < MESSAGES) seen += (await consumer.consume(BATCH, 100)).length;
+  } else {
+    // The library's own consume(n): an object and Buffers per message, an event each.
+    const native = consumer.native;
+    native.setDefaultConsumeTimeout(100);
+    // As the services used it: wait for the first message only (not in the typings).
+    (native as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    while (seen < MESSAGES)
+      seen += await new Promise<number>((resolve, reject) => native.consume(BATCH, (err, ms) => (err ? reject(err) : resolve(ms.length))));
+  }
   await consumer.disconnect();
 }
 
@@ -99,23 +143,24 @@ async function main(): Promise<void> {
   if (role) return child(role as Role, client as Client, topic!);
 
   const settings = loadConfig(undefined).kafka;
-  const topics = { kafkajs: `netmon.bench.clients.kafkajs.${Date.now()}`, librdkafka: `netmon.bench.clients.librdkafka.${Date.now()}` };
+  const topics = Object.fromEntries(CLIENTS.map((c) => [c, `netmon.bench.clients.${c}.${Date.now()}`])) as Record<Client, string>;
   await withAdmin(settings, async (admin) => {
     for (const t of Object.values(topics)) await admin.createTopic(t, 4);
   });
   const results: Record<string, ReturnType<typeof measure>> = {};
   for (const role of ['produce', 'consume'] as const)
-    for (const client of ['kafkajs', 'librdkafka'] as const) {
+    for (const client of CLIENTS) {
       const r = measure(role, client, topics[client]);
       results[`${client}_${role}`] = r;
       console.log(
-        `${client.padEnd(10)} ${role.padEnd(7)} ${String(r.per_cpu_s).padStart(8)} msgs per CPU-second  ${String(r.per_s).padStart(8)} msgs/s  (${r.cpu_s.toFixed(2)} CPU-s, ${r.wall_s.toFixed(2)} s)`,
+        `${client.padEnd(16)} ${role.padEnd(7)} ${String(r.per_cpu_s).padStart(8)} msgs per CPU-second  ${String(r.per_s).padStart(8)} msgs/s  (${r.cpu_s.toFixed(2)} CPU-s, ${r.wall_s.toFixed(2)} s)`,
       );
     }
   await withAdmin(settings, async (admin) => {
     for (const t of Object.values(topics)) await admin.deleteTopic(t);
   });
-  const ratio = (role: Role) => Number((results[`librdkafka_${role}`]!.per_cpu_s / results[`kafkajs_${role}`]!.per_cpu_s).toFixed(2));
+  // What the data paths use (the batch addon) against kafkajs.
+  const ratio = (role: Role) => Number((results[`librdkafka-batch_${role}`]!.per_cpu_s / results[`kafkajs_${role}`]!.per_cpu_s).toFixed(2));
   const result = {
     bench: 'kafka-clients',
     messages: MESSAGES,

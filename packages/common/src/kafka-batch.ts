@@ -7,7 +7,8 @@
 // missing topic) come apart from the messages, as `errors`.
 //
 // produceBatch(): the messages handed to librdkafka in one call; while its
-// queue is full, waits for it to drain (5 ms at a time) and goes on.
+// queue is full, polls the producer (a message holds its place in the queue
+// until its delivery report is served) and waits 5 ms at a time.
 import path from 'node:path';
 import type { KafkaConsumer, Message, MessageHeader, Producer } from '@confluentinc/kafka-javascript';
 
@@ -176,7 +177,9 @@ export async function produceBatch(producer: Producer, topic: string, messages: 
   for (let from = 0; ; ) {
     from = addon.produce(client, topic, partitions, keys, values, headers, from);
     if (from >= n) return;
-    // The local queue is full: let librdkafka send some.
+    // The local queue is full: serve the delivery reports (each message holds
+    // its place until its report is served) and let librdkafka send some.
+    producer.poll();
     await sleep(5);
   }
 }
