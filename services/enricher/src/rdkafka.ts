@@ -628,9 +628,12 @@ export class RdkafkaClient implements EnricherClient {
   }
 
   async start(): Promise<void> {
-    // Independent steps, each a few round trips: together (the topics are
-    // checked through the changelog reader's connection).
-    await Promise.all([this.reader.start().then(() => this.ensureTopics()), this.openOutput(), this.connectConsumer()]);
+    // One client after the other: a refused connection (credentials, TLS)
+    // fails the first alone, with one line, before the others try.
+    await this.reader.start();
+    await this.ensureTopics();
+    await this.openOutput();
+    await this.connectConsumer();
   }
 
   private async openOutput(): Promise<void> {
