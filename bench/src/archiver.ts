@@ -21,7 +21,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DEFAULT_CONNECTION_FACTS, NativeProducer, type NetworkEvent, createKafka, createLogger, createS3Client, loadConfig, networkEventCodec } from '@netmon/common';
+import {
+  DEFAULT_CONNECTION_FACTS,
+  NativeProducer,
+  type NetworkEvent,
+  createKafka,
+  createLogger,
+  createS3Client,
+  loadConfig,
+  networkEventCodec,
+} from '@netmon/common';
 import { ArchiveStore, start } from '@netmon/archiver';
 import { cpuByThreadName, mainThreadCpuSeconds, threadGroups } from './_threads';
 
@@ -148,7 +157,7 @@ async function main(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const handle = await start(config, log);
     const startedS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const read = async () => ((await handle.archiver.metrics.read.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0);
+    const read = async () => (await handle.archiver.metrics.read.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
     // Every event read, then stop: it seals, uploads and commits what is held,
     // as the next size-triggered flush would in a stream that goes on (the idle
     // timer would only add its own wait to the figure).
@@ -174,7 +183,8 @@ async function main(): Promise<void> {
     await stopped;
     const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
     const behind = offsets[0]!.partitions.filter((p) => Number(p.offset) < (ends.get(p.partition) ?? 0));
-    if ((await archived()) !== EVENTS || behind.length > 0) throw new Error(`the archiver stopped with ${await archived()} of ${EVENTS} events archived; partitions behind: ${JSON.stringify(behind)}`);
+    if ((await archived()) !== EVENTS || behind.length > 0)
+      throw new Error(`the archiver stopped with ${await archived()} of ${EVENTS} events archived; partitions behind: ${JSON.stringify(behind)}`);
     const objects = (await store.list(`${prefix}/dt=`)).filter((o) => o.key.endsWith('.json.gz'));
     const bytes = objects.reduce((n, o) => n + o.size, 0);
     const rate = EVENTS / wallS;
@@ -183,7 +193,9 @@ async function main(): Promise<void> {
     say(
       `  archiver (Kafka → S3):     ${Math.round(rate).toLocaleString('en')} events/s wall (${wallS.toFixed(2)} s), ${cpuS.toFixed(2)} CPU s (${(cpuS / wallS).toFixed(2)} cores; main thread ${mainS.toFixed(2)} s)`,
     );
-    say(`  of which:                  ${startedS.toFixed(2)} s to start (S3 probe, group join), ${firstS.toFixed(2)} s to the first event read, all read at ${readS.toFixed(2)} s, then ${(wallS - readS).toFixed(2)} s to seal, upload and commit the rest`);
+    say(
+      `  of which:                  ${startedS.toFixed(2)} s to start (S3 probe, group join), ${firstS.toFixed(2)} s to the first event read, all read at ${readS.toFixed(2)} s, then ${(wallS - readS).toFixed(2)} s to seal, upload and commit the rest`,
+    );
     say(`  CPU seconds by thread:     ${JSON.stringify(threadGroups(threads0, threads))}`);
     say(`  archiver per core:         ${Math.round(perCore).toLocaleString('en')} events/s per CPU second`);
     say(`  ratio to kcat:             ${ratio.toFixed(2)}`);

@@ -18,7 +18,7 @@ try {
   process.exit(1);
 }
 const line = deps.split('\n').find((l) => l.includes('librdkafka.so.1'));
-if (!line || !line.includes(path.join(root, 'build'))) {
+if (!line?.includes(path.join(root, 'build'))) {
   console.error(
     `check-linking: ${binding} does not load librdkafka.so.1 from ${path.join(root, 'build/deps')}` +
       ' (a static build). Reinstall it dynamically linked: CKJS_LINKING=dynamic npm ci (scripts/setup.sh does).',

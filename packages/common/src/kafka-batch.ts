@@ -101,7 +101,7 @@ export function unpack(batch: Buffer, count: number, topics: readonly string[]):
       value = batch.subarray(p, p + valueLength);
       p += valueLength;
     }
-    const m: Message = { topic, partition, offset, timestamp, key, value, size: valueLength < 0 ? 0 : valueLength };
+    const m: Message = { topic, partition, offset, timestamp, key, value, size: Math.max(0, valueLength) };
     if (headerCount > 0) m.headers = unpackHeaders(batch, view, p, headerCount);
     p += headerBytes;
     messages[i] = m;

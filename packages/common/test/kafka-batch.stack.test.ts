@@ -55,7 +55,10 @@ function flush(p: Producer): Promise<void> {
 }
 
 async function consumer(topic: string): Promise<KafkaConsumer> {
-  const c = new KafkaConsumer({ ...rdkafkaSettings(settings, 'batch-test'), 'group.id': `g-${randomUUID()}`, 'enable.auto.commit': false }, { 'auto.offset.reset': 'earliest' });
+  const c = new KafkaConsumer(
+    { ...rdkafkaSettings(settings, 'batch-test'), 'group.id': `g-${randomUUID()}`, 'enable.auto.commit': false },
+    { 'auto.offset.reset': 'earliest' },
+  );
   await connectClient(c, 'batch test consumer');
   c.subscribe([topic]);
   clients.push(c);
@@ -102,18 +105,36 @@ test('produced in a batch, consumed in batches: every key, value, header and par
     assert.equal(m.topic, topic);
     assert.deepEqual(m.value, value);
     assert.deepEqual(m.key, s.key === null ? null : Buffer.from(s.key!));
-    const expected = s.partition ?? murmur2({ topic, partitionMetadata: Array.from({ length: 6 }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] })), message: { key: s.key!, value: null } });
+    const expected =
+      s.partition ??
+      murmur2({
+        topic,
+        partitionMetadata: Array.from({ length: 6 }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] })),
+        message: { key: s.key!, value: null },
+      });
     assert.equal(m.partition, expected, `partition of ${String(s.key)}`);
     assert.ok(Math.abs((m.timestamp ?? 0) - Date.now()) < 120_000, 'a create time of now');
   }
   const withHeaders = byValue.get(Buffer.from('text').toString('hex'))!;
-  assert.deepEqual(withHeaders.headers, [{ reason: Buffer.from('bad') }, { 'x-bytes': Buffer.from([0, 1]) }, { multi: Buffer.from('a') }, { multi: Buffer.from('b') }]);
+  assert.deepEqual(withHeaders.headers, [
+    { reason: Buffer.from('bad') },
+    { 'x-bytes': Buffer.from([0, 1]) },
+    { multi: Buffer.from('a') },
+    { multi: Buffer.from('b') },
+  ]);
   // In order per partition, offsets from 0 without gaps.
   const perPartition = new Map<number, number[]>();
   for (const m of got) perPartition.set(m.partition, [...(perPartition.get(m.partition) ?? []), m.offset]);
-  for (const [, offsets] of perPartition) assert.deepEqual(offsets, offsets.map((_, i) => i));
+  for (const [, offsets] of perPartition)
+    assert.deepEqual(
+      offsets,
+      offsets.map((_, i) => i),
+    );
   const ordered = got.filter((m) => m.key?.toString() === 'host-3').map((m) => m.value!.toString());
-  assert.deepEqual(ordered, sent.filter((s) => s.key === 'host-3').map((s) => String(s.value)));
+  assert.deepEqual(
+    ordered,
+    sent.filter((s) => s.key === 'host-3').map((s) => String(s.value)),
+  );
 });
 
 test('a full local queue: produceBatch waits for it to drain and loses nothing', async () => {

@@ -20,7 +20,12 @@ export function archiverMetrics(registry: Registry): ArchiverMetrics {
   const registers = [registry];
   const metrics: ArchiverMetrics = {
     records: new Counter({ name: 'netmon_archiver_records_total', help: 'Events archived (committed after upload)', labelNames: ['topic'], registers }),
-    read: new Counter({ name: 'netmon_archiver_read_records_total', help: 'Records read from Kafka (archived once committed)', labelNames: ['topic'], registers }),
+    read: new Counter({
+      name: 'netmon_archiver_read_records_total',
+      help: 'Records read from Kafka (archived once committed)',
+      labelNames: ['topic'],
+      registers,
+    }),
     decodeErrors: new Counter({
       name: 'netmon_archiver_decode_errors_total',
       help: 'Records that could not be decoded, sent to the dead-letter topic',

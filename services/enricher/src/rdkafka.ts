@@ -295,7 +295,9 @@ class Transactions {
       for (const w of writes) for (const chunk of w.requests) for (const tb of chunk) await this.produce(producer, tb.topic, tb.messages);
       const offsets = writes.map((w) => ({ topic: w.commit.topic, partition: w.commit.partition, offset: w.commit.offset }));
       this.step = { what: 'sending offsets to the transaction', since: Date.now() };
-      await this.retriable('sending offsets to the transaction', (cb) => producer.sendOffsetsToTransaction(offsets, this.consumer(), TRANSACTIONAL_CALL_MS, cb));
+      await this.retriable('sending offsets to the transaction', (cb) =>
+        producer.sendOffsetsToTransaction(offsets, this.consumer(), TRANSACTIONAL_CALL_MS, cb),
+      );
       this.step = { what: 'committing the transaction', since: Date.now() };
       await this.retriable('committing the transaction', (cb) => producer.commitTransaction(TRANSACTIONAL_CALL_MS, cb));
     } catch (err) {
@@ -333,7 +335,6 @@ class Transactions {
       throw kafkaFailure(this.name, `producing to ${topic}`, err as LibrdKafkaError);
     }
   }
-
 
   async close(): Promise<void> {
     this.closed = true;
