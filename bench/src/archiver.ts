@@ -157,7 +157,11 @@ async function main(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const handle = await start(config, log);
     const startedS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const read = async () => (await handle.archiver.metrics.read.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
+    // The archiver's own counters of the bench's topic: records read, records archived (committed after upload).
+    const counted = async (counter: 'read' | 'records') =>
+      (await handle.archiver.metrics[counter].get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
+    const read = () => counted('read');
+    const archived = () => counted('records');
     // Every event read, then stop: it seals, uploads and commits what is held,
     // as the next size-triggered flush would in a stream that goes on (the idle
     // timer would only add its own wait to the figure).
@@ -168,7 +172,6 @@ async function main(): Promise<void> {
     }
     const readS = Number(process.hrtime.bigint() - t0) / 1e9;
     // The clock stops once every event is committed after its upload; leaving the group is not archiving.
-    const archived = async () => (await handle.archiver.metrics.records.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
     const stopped = handle.stop();
     let stopFailed: unknown;
     stopped.catch((err: unknown) => (stopFailed = err));
@@ -183,8 +186,9 @@ async function main(): Promise<void> {
     await stopped;
     const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
     const behind = offsets[0]!.partitions.filter((p) => Number(p.offset) < (ends.get(p.partition) ?? 0));
-    if ((await archived()) !== EVENTS || behind.length > 0)
-      throw new Error(`the archiver stopped with ${await archived()} of ${EVENTS} events archived; partitions behind: ${JSON.stringify(behind)}`);
+    const archivedAtStop = await archived();
+    if (archivedAtStop !== EVENTS || behind.length > 0)
+      throw new Error(`the archiver stopped with ${archivedAtStop} of ${EVENTS} events archived; partitions behind: ${JSON.stringify(behind)}`);
     const objects = (await store.list(`${prefix}/dt=`)).filter((o) => o.key.endsWith('.json.gz'));
     const bytes = objects.reduce((n, o) => n + o.size, 0);
     const rate = EVENTS / wallS;

@@ -1,9 +1,10 @@
 // End to end under a steady kernel storm: the real sensor, enricher and
 // archiver as separate processes (as the tests run them), a paced loopback
 // storm (bpf/tools/storm.c) of CONNECTIONS at RATE connections/s (4 events
-// each, and the listen), and for every event of the storm: latency from the kernel timestamp
-// to the enriched topic (read committed) and to its S3 object. Prints a table
-// per stage and ends with `RESULT {json}`. Needs root and the local stack.
+// each, and the listen), and for every event of the storm: latency from the
+// kernel timestamp to the enriched topic (read committed) and to its S3
+// object. Prints a table per stage and ends with `RESULT {json}`. Needs root
+// and the local stack.
 //   NETMON_BENCH_CONNECTIONS (default 60000), NETMON_BENCH_RATE (default 7500: 30,000 events/s)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -16,9 +16,10 @@
 // one Buffer, each message's key and value views of it), split per topic
 // partition (references, no copy per record), one handlers.batch() per topic
 // partition, in order, awaited. The messages fit InMessage as they are (number
-// offsets). Errors the queue carries (a missing topic) are logged, not fatal. Where a batch ends past trailing control records (transaction
-// markers) is the consumer's position: librdkafka advances it past the
-// markers it served while filling the batch.
+// offsets). Errors the queue carries (a missing topic) are logged, not fatal.
+// Where a batch ends past trailing control records (transaction markers) is
+// the consumer's position: librdkafka advances it past the markers it served
+// while filling the batch.
 //
 // A topic that does not exist yet (the status topic before the enricher first
 // created it): librdkafka answers the consume with "Unknown topic or
@@ -81,6 +82,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const MISSING_TOPIC_WARN_MS = 60_000;
 
 const CLIENT = 'archiver consumer';
+const failure = (what: string, err: LibrdKafkaError) => kafkaFailure(CLIENT, what, err);
 
 /** A consume's result: its messages per topic partition (tpKey). */
 interface Consumed {
@@ -88,7 +90,6 @@ interface Consumed {
   generation: number;
   batches: Array<{ key: string; tp: TopicPartition; messages: Message[]; end: BatchEnd; epoch: number }>;
 }
-const failure = (what: string, err: LibrdKafkaError) => kafkaFailure(CLIENT, what, err);
 
 export class RdkafkaSource implements ArchiveSource {
   private readonly consumer: KafkaConsumer;

@@ -633,19 +633,11 @@ export class RdkafkaClient implements EnricherClient {
     // fails the first alone, with one line, before the others try.
     await this.reader.start();
     await this.ensureTopics();
-    await this.openOutput();
-    await this.connectConsumer();
-  }
-
-  private async openOutput(): Promise<void> {
     if (this.txn) await this.txn.open();
     else {
       this.sharedProducer = await NativeProducer.connect(this.config.kafka, this.logger, { clientSuffix: 'enricher', idempotent: true });
       this.sharedOutput = new SharedOutput(this.sharedProducer, this);
     }
-  }
-
-  private async connectConsumer(): Promise<void> {
     const config: ConsumerGlobalConfig = {
       ...rdkafkaConsumerSettings(this.config.kafka, 'enricher'),
       'group.id': this.config.enricher.groupId,

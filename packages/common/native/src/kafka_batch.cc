@@ -173,7 +173,13 @@ class ConsumeWorker : public Nan::AsyncWorker {
   }
 
   void pack(rd_kafka_message_t **messages, size_t n) {
-    std::vector<rd_kafka_headers_t *> headers(n, nullptr);
+    // Each message's headers, measured once: for the total here, for its fixed header below.
+    struct Headers {
+      rd_kafka_headers_t *list = nullptr;
+      int32_t count = 0;
+      size_t bytes = 0;
+    };
+    std::vector<Headers> headers(n);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
       rd_kafka_message_t *m = messages[i];
@@ -181,9 +187,10 @@ class ConsumeWorker : public Nan::AsyncWorker {
         errors_.push_back({m->err, rd_kafka_message_errstr(m), m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->partition, m->offset});
         continue;
       }
-      if (rd_kafka_message_headers(m, &headers[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) headers[i] = nullptr;
-      int32_t count;
-      total += kHeaderBytes + m->key_len + m->len + headerBytes(headers[i], &count);
+      Headers &h = headers[i];
+      if (rd_kafka_message_headers(m, &h.list) != RD_KAFKA_RESP_ERR_NO_ERROR) h.list = nullptr;
+      h.bytes = headerBytes(h.list, &h.count);
+      total += kHeaderBytes + m->key_len + m->len + h.bytes;
     }
     data_ = static_cast<char *>(std::malloc(total > 0 ? total : 1));
     size_ = total;
@@ -193,23 +200,22 @@ class ConsumeWorker : public Nan::AsyncWorker {
       if (m->err) continue;
       rd_kafka_timestamp_type_t type;
       int64_t timestamp = rd_kafka_message_timestamp(m, &type);
-      int32_t headerCount;
-      size_t hBytes = headerBytes(headers[i], &headerCount);
+      const Headers &h = headers[i];
       put32(p, m->partition);
       put32(p + 4, topicIndex(m->rkt));
       putDouble(p + 8, static_cast<double>(m->offset));
       putDouble(p + 16, static_cast<double>(timestamp));
       put32(p + 24, m->key ? static_cast<int32_t>(m->key_len) : -1);
       put32(p + 28, m->payload ? static_cast<int32_t>(m->len) : -1);
-      put32(p + 32, headerCount);
-      put32(p + 36, static_cast<int32_t>(hBytes));
+      put32(p + 32, h.count);
+      put32(p + 36, static_cast<int32_t>(h.bytes));
       p += kHeaderBytes;
       if (m->key) std::memcpy(p, m->key, m->key_len), p += m->key_len;
       if (m->payload) std::memcpy(p, m->payload, m->len), p += m->len;
       const char *name;
       const void *value;
       size_t size;
-      for (size_t h = 0; headers[i] && rd_kafka_header_get_all(headers[i], h, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; h++) {
+      for (size_t j = 0; h.list && rd_kafka_header_get_all(h.list, j, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; j++) {
         size_t nameLen = std::strlen(name);
         put32(p, static_cast<int32_t>(nameLen));
         std::memcpy(p + 4, name, nameLen);
