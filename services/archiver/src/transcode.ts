@@ -7,40 +7,23 @@
 // `undefined` and the caller takes the codec's path, which also produces the
 // precise DecodeError.
 //
-// Compiled once from the reader schema: records, string, int, long, enum (what
-// NetworkEvent uses); any other type disables the fast path altogether. The
-// program is flat: the constant JSON text between two values (closing braces,
-// the next key, opening braces) is merged into one run of bytes, so a record
-// is "constant, value, constant, value, ..., constant".
+// Compiled here once from the reader schema: records, string, int, long, enum
+// (what NetworkEvent uses); any other type disables the fast path altogether.
+// The program is flat: the constant JSON text between two values (closing
+// braces, the next key, opening braces) is merged into one run of bytes, so a
+// record is "constant, value, constant, value, ..., constant". The archiver's
+// addon (native/src/json_transcoder.cc) runs it, one call per record.
 //
-// Speed (CPU per NetworkEvent of the archiver benchmark, about 720 bytes of
-// JSON: 1.5 µs, was 2.6 µs with one object per step): monomorphic typed
-// arrays, one-byte varints read with integer arithmetic, a 256-entry table
-// telling which bytes of a string copy as they are. Escaping and UTF-8 are
-// handled here too (they used to send the record to the codec's path, 10x
-// slower): quotes in process args are common.
+// Speed (CPU per NetworkEvent of the archiver benchmark, about 760 bytes of
+// JSON): 0.42-0.47 µs a record in C++, the call included; 1.38-1.5 µs when
+// the loop was JavaScript (2.6 µs with one object per step). The archiver's
+// main thread went from 2.2-2.4 to 1.4-1.6 CPU-s per million events.
+import path from 'node:path';
 
 const STRING = 0;
 const INT = 1;
 const LONG = 2;
 const ENUM = 3;
-
-// avsc reads longs up to 2^52 in magnitude as numbers (beyond: its own handling), so does the fast path.
-const MAX_SAFE = 2 ** 52;
-
-/** Per byte of a string: 0 copy as is, 1 escape (JSON.stringify's form), 2 a UTF-8 lead or continuation byte. */
-const CLASS = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) CLASS[c] = 1;
-CLASS[0x22] = 1;
-CLASS[0x5c] = 1;
-for (let c = 0x80; c < 0x100; c++) CLASS[c] = 2;
-
-/** JSON.stringify's escape of each byte of class 1: \" \\ \b \t \n \f \r, else \u00xx (lowercase hex). */
-const ESCAPES: Buffer[] = [];
-for (let c = 0; c < 0x60; c++) {
-  const short: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r', 0x22: '\\"', 0x5c: '\\\\' };
-  ESCAPES.push(Buffer.from(short[c] ?? `\\u${c.toString(16).padStart(4, '0')}`, 'latin1'));
-}
 
 /** The program being compiled: values, and the constant text before each (and after the last). */
 interface Program {
@@ -105,12 +88,20 @@ export interface Transcoded {
   markEnd: number;
 }
 
+/** The interpreter of one program (native/src/json_transcoder.cc, built by `npm run build`): the record's JSON at out[at..end), or -1. */
+type Run = ((src: Buffer, out: Buffer, at: number) => number) & { readonly fixedBytes: number };
+// dist/src -> services/archiver/native/build/Release
+const addon = require(path.join(__dirname, '../../native/build/Release/json_transcoder.node')) as {
+  transcoder(kinds: Uint8Array, consts: Buffer[], symbols: (Buffer[] | undefined)[], header: Buffer, mark: number, marks: Int32Array): Run;
+};
+
+/** Output room reserved per record beyond 6 bytes per input byte: the schema's constant text, numbers and quotes must fit. */
+const FIXED_ROOM = 1024;
+
 export class JsonTranscoder {
-  private readonly kinds: Uint8Array;
-  /** consts[i] is written before value i; consts[kinds.length] closes the record. */
-  private readonly consts: Buffer[];
-  private readonly symbols: (Buffer[] | undefined)[];
-  private readonly mark: number;
+  private readonly run: Run;
+  /** Where the native side writes the marked string's bounds (an ArrayBuffer of its own: its memory never moves). */
+  private readonly marks = new Int32Array(new ArrayBuffer(8));
   /** The default output buffer; valid until the next call. */
   out = Buffer.allocUnsafe(64 << 10);
   private readonly result: Transcoded = { start: 0, end: 0, markStart: 0, markEnd: 0 };
@@ -120,22 +111,17 @@ export class JsonTranscoder {
    * @param header the 10 bytes every record of the current writer schema starts with
    * @param mark the dotted path of one string field whose position is reported (e.g. "timestamp")
    */
-  constructor(
-    schema: object,
-    private readonly header: Buffer,
-    mark: string,
-  ) {
+  constructor(schema: object, header: Buffer, mark: string) {
     const prog: Program = { kinds: [], consts: [], symbols: [], pending: '', mark: -1 };
     compile(schema, prog, '', mark);
-    this.consts = [...prog.consts, Buffer.from(prog.pending, 'utf8')];
-    this.kinds = Uint8Array.from(prog.kinds);
-    this.symbols = prog.symbols;
-    this.mark = prog.mark;
+    const consts = [...prog.consts, Buffer.from(prog.pending, 'utf8')];
+    this.run = addon.transcoder(Uint8Array.from(prog.kinds), consts, prog.symbols, header, prog.mark, this.marks);
+    if (this.run.fixedBytes > FIXED_ROOM) throw new Error(`no fast path: a record's constant text may take ${this.run.fixedBytes} bytes`);
   }
 
   /** The most output one record of `srcBytes` can give (every string byte escaped as \u00xx). */
   static maxOutput(srcBytes: number): number {
-    return srcBytes * 6 + 1024;
+    return srcBytes * 6 + FIXED_ROOM;
   }
 
   /**
@@ -144,160 +130,19 @@ export class JsonTranscoder {
    * maxOutput(src.length) bytes of room from `at`.
    */
   transcode(src: Buffer, into?: Buffer, at = 0): Transcoded | undefined {
-    const h = this.header;
-    const n = src.length;
-    if (n < h.length) return undefined;
-    for (let i = 0; i < h.length; i++) if (src[i] !== h[i]) return undefined;
-    const room = JsonTranscoder.maxOutput(n);
+    const room = JsonTranscoder.maxOutput(src.length);
     if (!into && this.out.length < room) this.out = Buffer.allocUnsafe(room);
     const out = into ?? this.out;
     if (out.length - at < room) throw new RangeError(`transcode: ${out.length - at} bytes of room, ${room} needed`);
+    const end = this.run(src, out, at);
+    if (end < 0) return undefined;
     const r = this.result;
-    const kinds = this.kinds;
-    const consts = this.consts;
-    let pos = h.length;
-    let p = at;
-    for (let k = 0; k < kinds.length; k++) {
-      // Short runs by hand: a call costs more than copying these few bytes.
-      const c = consts[k]!;
-      if (c.length > 8) {
-        out.set(c, p);
-        p += c.length;
-      } else for (let i = 0; i < c.length; i++) out[p++] = c[i]!;
-      // Zigzag varint: ints and longs, enum indexes and string lengths.
-      if (pos >= n) return undefined;
-      let b = src[pos++]!;
-      let value: number;
-      if (b < 0x80) value = b & 1 ? -((b + 1) >>> 1) : b >>> 1;
-      else {
-        let v = b & 0x7f;
-        let mul = 128;
-        do {
-          if (pos >= n) return undefined;
-          b = src[pos++]!;
-          v += (b & 0x7f) * mul;
-          mul *= 128;
-          if (mul > 2 ** 63) return undefined;
-        } while (b & 0x80);
-        if (v >= 2 * MAX_SAFE) return undefined;
-        value = v % 2 === 0 ? v / 2 : -(v + 1) / 2;
-      }
-      switch (kinds[k]) {
-        case STRING: {
-          if (value < 0 || pos + value > n) return undefined;
-          const end = pos + value;
-          out[p++] = 0x22;
-          if (k === this.mark) r.markStart = p;
-          p = copyString(src, pos, end, out, p);
-          if (p < 0) return undefined;
-          if (k === this.mark) r.markEnd = p;
-          out[p++] = 0x22;
-          pos = end;
-          break;
-        }
-        case INT:
-          if (value < -2147483648 || value > 2147483647) return undefined;
-          p = writeNumber(out, p, value);
-          break;
-        case LONG:
-          if (value > MAX_SAFE || value < -MAX_SAFE) return undefined;
-          p = writeNumber(out, p, value);
-          break;
-        default: {
-          const sym = this.symbols[k]![value];
-          if (sym === undefined) return undefined;
-          for (let i = 0; i < sym.length; i++) out[p++] = sym[i]!;
-        }
-      }
-    }
-    const tail = consts[kinds.length]!;
-    for (let i = 0; i < tail.length; i++) out[p++] = tail[i]!;
-    if (pos !== n) return undefined;
     r.start = at;
-    r.end = p;
+    r.end = end;
+    r.markStart = this.marks[0]!;
+    r.markEnd = this.marks[1]!;
     return r;
   }
-}
-
-/**
- * src[pos..end) as the characters of a JSON string at out[p..]: escaped as
- * JSON.stringify escapes, well-formed UTF-8 copied as it is. Returns the new
- * end of the output, or -1 for bytes that are not well-formed UTF-8 (their
- * decoding puts U+FFFD in: the codec's path knows how).
- */
-function copyString(src: Buffer, pos: number, end: number, out: Buffer, p: number): number {
-  let i = pos;
-  while (i < end) {
-    const c = src[i]!;
-    const cls = CLASS[c]!;
-    if (cls === 0) {
-      out[p++] = c;
-      i++;
-    } else if (cls === 1) {
-      const e = ESCAPES[c]!;
-      for (let j = 0; j < e.length; j++) out[p++] = e[j]!;
-      i++;
-    } else {
-      const len = utf8Length(src, i, end);
-      if (len === 0) return -1;
-      for (let j = 0; j < len; j++) out[p++] = src[i + j]!;
-      i += len;
-    }
-  }
-  return p;
-}
-
-/** The length of the well-formed UTF-8 sequence at src[i] (a byte >= 0x80), or 0 (Unicode Table 3-7). */
-function utf8Length(src: Buffer, i: number, end: number): number {
-  const c = src[i]!;
-  const cont = (at: number, lo = 0x80, hi = 0xbf) => at < end && src[at]! >= lo && src[at]! <= hi;
-  if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    // E0: no overlong forms; ED: no surrogates
-    const ok = c === 0xe0 ? cont(i + 1, 0xa0) : c === 0xed ? cont(i + 1, 0x80, 0x9f) : cont(i + 1);
-    return ok && cont(i + 2) ? 3 : 0;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    // F0: no overlong forms; F4: nothing past U+10FFFF
-    const ok = c === 0xf0 ? cont(i + 1, 0x90) : c === 0xf4 ? cont(i + 1, 0x80, 0x8f) : cont(i + 1);
-    return ok && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  }
-  return 0;
-}
-
-function writeNumber(out: Buffer, p: number, value: number): number {
-  if (value < 0) {
-    out[p++] = 0x2d;
-    value = -value;
-  }
-  if (value < 10) {
-    out[p++] = 0x30 + value;
-    return p;
-  }
-  if (value < 2147483648) {
-    // Small integer arithmetic: most fields (ports, pids, uids) fit.
-    let v = value | 0;
-    let digits = 1;
-    for (let x = v; x >= 10; x = (x / 10) | 0) digits++;
-    const endSmall = p + digits;
-    let q = endSmall;
-    do {
-      const next = (v / 10) | 0;
-      out[--q] = 0x30 + (v - next * 10);
-      v = next;
-    } while (v > 0);
-    return endSmall;
-  }
-  let digits = 0;
-  for (let x = value; x >= 1; x = Math.floor(x / 10)) digits++;
-  let q = p + digits;
-  const end = q;
-  while (value >= 1) {
-    const next = Math.floor(value / 10);
-    out[--q] = 0x30 + (value - next * 10);
-    value = next;
-  }
-  return end;
 }
 
 /** The decimal number of buf[at..at+len), or NaN if a byte is not a digit. */

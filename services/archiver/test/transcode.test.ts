@@ -63,7 +63,14 @@ describe('Avro → JSON transcoder (the hot path)', () => {
         hostname: text,
         timestamp: new Date(1_700_000_000_000 + i * 3_600_123).toISOString(),
         // NetworkEvent v2's facts, non-default
-        connection: { outcome: i % 2 ? 'refused' : 'established', duration_ms: 2 ** 40 + i, bytes_sent: i * 1000, bytes_received: 7, remote_name: `${text}.example`, netns: 4026531840 },
+        connection: {
+          outcome: i % 2 ? 'refused' : 'established',
+          duration_ms: 2 ** 40 + i,
+          bytes_sent: i * 1000,
+          bytes_received: 7,
+          remote_name: `${text}.example`,
+          netns: 4026531840,
+        },
         processKey: text,
       });
       ev.process.args = text;
@@ -101,7 +108,7 @@ describe('Avro → JSON transcoder (the hot path)', () => {
     assert.equal(line(ok), JSON.stringify({ ...ev, process: { ...ev.process, args: 'éé' } }));
   });
 
-  test('writes in place: at an offset of the caller\'s buffer, which must have room', () => {
+  test("writes in place: at an offset of the caller's buffer, which must have room", () => {
     const bytes = codec.encode(sampleEvent());
     const into = Buffer.alloc(JsonTranscoder.maxOutput(bytes.length) + 100, 0x2e);
     const r = tx.transcode(bytes, into, 100)!;
@@ -147,6 +154,33 @@ describe('Avro → JSON transcoder (the hot path)', () => {
     bad[at] = 8; // zigzag 4
     assert.equal(line(bad), undefined);
     assert.throws(() => codec.decode(bad));
+  });
+
+  test("mutated and truncated records: the native interpreter answers the codec's line or falls back, never anything else", () => {
+    const base = sampleEvent({ hostname: 'web-"7"\\é' });
+    base.process.args = '-c "print(1)"\t😀';
+    const good = codec.encode(base);
+    let fast = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = Buffer.from(good.subarray(0, i % 7 === 0 ? rnd(good.length + 1) : good.length));
+      for (let flips = 1 + rnd(3); flips > 0 && bytes.length > 10; flips--) bytes[10 + rnd(bytes.length - 10)] = rnd(256);
+      const got = line(bytes);
+      if (got === undefined) continue;
+      fast++;
+      assert.equal(got, JSON.stringify(codec.decode(bytes)), bytes.toString('hex'));
+    }
+    assert.ok(fast > 1000, `${fast} mutated records took the fast path`);
+  });
+
+  test('the native side checks its room itself', () => {
+    const bytes = codec.encode(sampleEvent());
+    const run = (tx as unknown as { run: ((s: Buffer, o: Buffer, at: number) => number) & { fixedBytes: number } }).run;
+    const exact = Buffer.alloc(run.fixedBytes + 6 * bytes.length);
+    assert.ok(run(bytes, exact, 0) > 0);
+    assert.throws(() => run(bytes, exact, 1), RangeError);
+    assert.throws(() => run(bytes, exact, -1), RangeError);
+    assert.throws(() => run(bytes, Buffer.alloc(100), 0), RangeError);
+    assert.throws(() => run('x' as unknown as Buffer, Buffer.alloc(10), 0), TypeError);
   });
 
   test('reports where the timestamp is; fastTime reads only the exact spec form', () => {
