@@ -3,9 +3,10 @@
 //   alo   the same, at least once
 //   kcat  Debian's kcat consuming the same raw topic and producing every
 //         record to another topic (kcat -C | kcat -P): the broker-bound limit
-// The raw topic is filled first (NETMON_BENCH_RECORDS, default 300000; 200
-// hosts, a process table of 50 programs each, 1 in 40 records a process
-// record), then each variant reads it all from a fresh group. Rates are
+// The raw topic is filled first (NETMON_BENCH_RECORDS, default 1,000,000 as
+// the archiver's benchmark: at 300,000 the one-off start-up was a fifth of
+// the time measured; 200 hosts, a process table of 50 programs each, 1 in 40
+// records a process record), then each variant reads it all from a fresh group. Rates are
 // records (kcat) or events (enricher) per second of wall time; "per core" is
 // events per second of this process's CPU time (user + system) while the
 // enricher ran, the workload freed and a full GC done before, so that the
@@ -14,7 +15,8 @@
 // long it took to the first event (topics, transactional id, group join).
 // NETMON_BENCH_PACK packs records per message as sensors do (default 1);
 // NETMON_BENCH_ONLY=eos|alo runs one variant alone, with its CPU time per
-// thread and no RESULT line (for profiling). Ends with `RESULT {json}`.
+// thread and no RESULT line (for profiling); BENCH_LOG_LEVEL=info shows the
+// enricher's logs. Ends with `RESULT {json}`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -24,7 +26,7 @@ import { start } from '@netmon/enricher';
 import { cpuByThreadName, mainThreadCpuSeconds } from './_threads';
 import type { Admin, Message } from 'kafkajs';
 
-const RECORDS = Number(process.env.NETMON_BENCH_RECORDS ?? 300_000);
+const RECORDS = Number(process.env.NETMON_BENCH_RECORDS ?? 1_000_000);
 /**
  * Raw records per Kafka message (NETMON_BENCH_PACK, default 1). A sensor packs
  * what it read in one linger (20 ms) into one message, up to 4096 records:
@@ -196,7 +198,7 @@ async function runEnricher(
   const main0 = mainThreadCpuSeconds();
   const threads0 = ONLY ? cpuByThreadName() : {};
   const t0 = process.hrtime.bigint();
-  const handle = await start(config, createLogger('enricher-bench', 'warn'), { metrics: false, concurrency: PARTITIONS });
+  const handle = await start(config, createLogger('enricher-bench', process.env.BENCH_LOG_LEVEL || 'warn'), { metrics: false, concurrency: PARTITIONS });
   // When the first event went out: the part of `seconds` spent starting
   // (topics, transactional id, group join, fencing), which kcat, reading
   // its partitions without a group, does not have.

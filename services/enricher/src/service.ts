@@ -165,6 +165,24 @@ class EnricherService implements EnricherHandle {
     const owned = new Set(partitions);
     this.logger.info({ generation: this.generation, partitions }, 'joined the group');
     for (const p of [...this.slots.keys()]) if (!owned.has(p)) void this.release(p);
+    for (const p of partitions) void this.readyEarly(p, this.generation);
+  }
+
+  /**
+   * Prepares a partition of a new assignment before its first batch (see
+   * PartitionMachine.assigned). A failure here is not the partition's end:
+   * its first batch prepares it again, and fails as a batch does.
+   */
+  private async readyEarly(partition: number, generation: number): Promise<void> {
+    const slot = this.slotOf(partition);
+    try {
+      await this.withLock(slot, async () => {
+        if (this.slots.get(partition) !== slot || generation !== this.generation) return;
+        await this.perform(slot, slot.machine.assigned(generation));
+      });
+    } catch (err) {
+      this.logger.warn({ partition, err: describeError(err) }, 'preparing the partition failed; its first batch tries again');
+    }
   }
 
   /** Runs `fn` alone for the slot (batches, deadline flushes, release). */

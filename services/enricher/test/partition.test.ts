@@ -293,6 +293,35 @@ test('a batch still fetched from past the committed offset after a rewind is acc
   assert.deepEqual(m.prepared(6, NOW), [{ kind: 'seek', offset: 6, reason: 'rewind', from: 9 }]);
 });
 
+test('prepared at assignment, before any batch: the first batch is read, or rewound once when past the committed offset', () => {
+  const m = machine();
+  const broker = new Broker();
+  assert.deepEqual(m.assigned(GEN), [{ kind: 'prepare', fence: true, restore: true }]);
+  assert.deepEqual(m.assigned(GEN), [], 'one prepare at a time');
+  broker.restoreInto(m.restoreSink());
+  assert.deepEqual(m.prepared(0, NOW), [], 'no batch waits');
+  assert.deepEqual(m.assigned(GEN), [], 'ready for this generation already');
+  const tx = txOf(m.batch(GEN, [msg(0, socket(curl, 'ESTABLISH', at(A, 0)))], NOW));
+  assert.equal(tx.commit.offset, 1);
+  broker.apply(tx);
+  m.flushDone();
+
+  // The next generation keeps the partition, and the consumer is past what is committed.
+  assert.deepEqual(m.assigned(GEN + 1), [{ kind: 'prepare', fence: false, restore: false }]);
+  assert.deepEqual(m.prepared(1, NOW), []);
+  assert.deepEqual(m.batch(GEN + 1, [msg(4, socket(curl, 'CLOSE', at(A, 4)))], NOW), [{ kind: 'seek', offset: 1, reason: 'rewind', from: 4 }]);
+  assert.deepEqual(kinds(m.batch(GEN + 1, [msg(1, socket(curl, 'CLOSE', at(A, 1)))], NOW)), ['prepare']);
+  assert.deepEqual(seqs(eventsOf(txOf(m.prepared(1, NOW)))), ['host-a/1']);
+});
+
+test('a prepare at assignment that failed: the first batch prepares again', () => {
+  const m = machine();
+  assert.deepEqual(kinds(m.assigned(GEN)), ['prepare']);
+  // (the adapter's prepare threw: prepared() never came)
+  assert.deepEqual(m.batch(GEN, [msg(0, socket(curl, 'ESTABLISH', at(A, 0)))], NOW), [{ kind: 'prepare', fence: true, restore: true }]);
+  assert.deepEqual(kinds(m.prepared(0, NOW)), ['transaction']);
+});
+
 test('a rebalance that keeps the partition: held records are dropped and read again, the table stays', () => {
   const m = machine({ processWaitMs: 1000 });
   const broker = new Broker();
