@@ -17,9 +17,7 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'no
 import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { constants, createGzip, type Gzip, type ZlibOptions } from 'node:zlib';
+import { GzipWriter } from './gzip';
 import { type ArchiveFormat, type HourPartition, dataKey } from './layout';
 import type { ParquetWriter } from './parquet';
 
@@ -105,10 +103,7 @@ abstract class LineChunks {
 
 /** One hour group of a flush, JSON mode: the records of one (dt, hour), compressed as they come. */
 class GzipGroup extends LineChunks {
-  compressedBytes = 0;
-  private readonly out: Buffer[] = [];
-  private readonly gzip: Gzip;
-  private readonly done: Promise<void>;
+  private readonly gzip: GzipWriter;
 
   constructor(
     readonly part: HourPartition,
@@ -116,18 +111,11 @@ class GzipGroup extends LineChunks {
     level: number,
   ) {
     super();
-    // zlib passes its options on to its Transform stream (not in the ZlibOptions type).
-    this.gzip = createGzip({ level, memLevel: 9, chunkSize: 64 << 10, writableHighWaterMark: GZIP_QUEUE_BYTES } as ZlibOptions);
-    this.gzip.on('data', (chunk: Buffer) => {
-      this.out.push(chunk);
-      this.compressedBytes += chunk.length;
-    });
-    this.done = new Promise((resolve, reject) => {
-      this.gzip.once('end', resolve);
-      this.gzip.once('error', reject);
-    });
-    // Keep an early failure from being unhandled before finish() awaits it.
-    this.done.catch(() => undefined);
+    this.gzip = new GzipWriter(level, GZIP_QUEUE_BYTES);
+  }
+
+  get compressedBytes(): number {
+    return this.gzip.compressedBytes;
   }
 
   protected emit(chunk: Buffer): void {
@@ -136,27 +124,17 @@ class GzipGroup extends LineChunks {
 
   /** Whether the compressor has more queued input than its high-water mark. */
   get congested(): boolean {
-    return this.gzip.writableNeedDrain;
+    return this.gzip.congested;
   }
 
   /** Resolves once the compressor wants more input, or is ended or destroyed (sealed or discarded meanwhile). */
   drained(): Promise<void> {
-    const gz = this.gzip;
-    if (!gz.writableNeedDrain || gz.writableEnded || gz.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        for (const e of ['drain', 'finish', 'close', 'error']) gz.off(e, done);
-        resolve();
-      };
-      for (const e of ['drain', 'finish', 'close', 'error']) gz.once(e, done);
-    });
+    return this.gzip.drained();
   }
 
   async finish(): Promise<Held> {
     this.emitPending();
-    this.gzip.end();
-    await this.done;
-    return { gzip: Buffer.concat(this.out, this.compressedBytes) };
+    return { gzip: await this.gzip.end() };
   }
 
   destroy(): void {
@@ -278,22 +256,19 @@ class SpoolGroup extends LineChunks {
 
 type GroupWriter = GzipGroup | SpoolGroup;
 
-/** A spool file gzip'd into memory (a Parquet-mode flush that a JSON manifest says to write as JSON). */
+/** A spool file gzip'd into memory (a Parquet-mode flush that a JSON manifest says to write as JSON): the same bytes as a JSON-mode writer's. */
 async function gzipFile(file: string, level: number): Promise<Buffer> {
-  const out: Buffer[] = [];
-  let n = 0;
-  await pipeline(
-    createReadStream(file, { highWaterMark: CHUNK_BYTES }),
-    createGzip({ level, memLevel: 9, chunkSize: 64 << 10 }),
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        out.push(chunk);
-        n += chunk.length;
-        done();
-      },
-    }),
-  );
-  return Buffer.concat(out, n);
+  const gzip = new GzipWriter(level);
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK_BYTES })) {
+      gzip.write(chunk as Buffer);
+      await gzip.drained();
+    }
+    return await gzip.end();
+  } catch (err) {
+    gzip.destroy();
+    throw err;
+  }
 }
 
 /** Where the groups of a flush hold their lines, and what turns them into Parquet. */
@@ -350,7 +325,7 @@ export class FlushBuilder {
     readonly topic: string,
     readonly partition: number,
     readonly firstOffset: number,
-    private readonly gzipLevel: number = constants.Z_DEFAULT_COMPRESSION,
+    private readonly gzipLevel = 6,
     now = Date.now(),
     private readonly storage: FlushStorage = {},
   ) {

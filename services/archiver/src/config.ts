@@ -38,12 +38,13 @@ export interface ArchiverSettings {
   /** Rows per Parquet row group (NETMON_ARCHIVER_PARQUET_ROW_GROUP_ROWS, default 122,880). */
   parquetRowGroupRows: number;
   /**
-   * gzip level 1..9 (NETMON_ARCHIVER_GZIP_LEVEL, default 6). Measured on the
-   * archiver benchmark's events (720 B of JSON each): level 6 costs about
-   * 3.4 µs of CPU and 29.7 B per event, level 3 1.7 µs and 37.3 B, level 1
-   * 1.6 µs and 40.8 B. Level 3 would halve the gzip CPU, but the archive is
-   * kept for years and scanned by every JSON query: 26 % more bytes stored
-   * and scanned costs a fleet more than the CPU it saves.
+   * gzip level 1..9 (NETMON_ARCHIVER_GZIP_LEVEL, default 6), libdeflate's
+   * (gzip.ts). Measured on the archiver benchmark's events (720 bytes of JSON
+   * each): zlib at level 6 cost about 3.4 µs of CPU and 29.7 B per event,
+   * level 3 1.7 µs and 37.3 B, level 1 1.6 µs and 40.8 B; libdeflate at
+   * level 6 about 2.0 µs and 29.3 B. A cheaper level would cut CPU, but the
+   * archive is kept for years and scanned by every JSON query: a quarter
+   * more bytes stored and scanned costs a fleet more than the CPU it saves.
    */
   gzipLevel: number;
   /** Multipart part size (NETMON_ARCHIVER_PART_MB, default 16 MiB); larger objects go up in parts. */

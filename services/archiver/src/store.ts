@@ -116,10 +116,9 @@ export class ArchiveStore {
    * probe uses one fixed key that each start overwrites.
    */
   async probeWrite(key: string, body: string, timeoutMs: number): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json', ...this.encryption() }),
-      { abortSignal: AbortSignal.timeout(timeoutMs) },
-    );
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json', ...this.encryption() }), {
+      abortSignal: AbortSignal.timeout(timeoutMs),
+    });
   }
 
   /** Every key under `prefix` (with sizes), in key order. */

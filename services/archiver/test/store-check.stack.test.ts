@@ -82,7 +82,10 @@ describe('archiver start-up: S3 write probe', () => {
     assert.ok(err instanceof S3UnavailableError, String(err));
     assert.equal(source.started, false);
     assert.doesNotMatch(err.message, /\n/);
-    assert.match(err.message, new RegExp(`^netmon archiver: S3 at ${config.s3.endpoint.replace(/[.]/g, '\\.')} refused writing s3://${bucket}/archive/_probe/archiver\\.json: `));
+    assert.match(
+      err.message,
+      new RegExp(`^netmon archiver: S3 at ${config.s3.endpoint.replace(/[.]/g, '\\.')} refused writing s3://${bucket}/archive/_probe/archiver\\.json: `),
+    );
     assert.match(err.message, /NoSuchBucket|does not exist/);
   });
 
