@@ -6,13 +6,14 @@
 // The raw topic is filled first (NETMON_BENCH_RECORDS, default 1,000,000 as
 // the archiver's benchmark: at 300,000 the one-off start-up was a fifth of
 // the time measured; 200 hosts, a process table of 50 programs each, 1 in 40
-// records a process record), then each variant reads it all from a fresh group. Rates are
-// records (kcat) or events (enricher) per second of wall time; "per core" is
-// events per second of this process's CPU time (user + system) while the
-// enricher ran, the workload freed and a full GC done before, so that the
-// figure is the enricher's alone. Each run also reports its main thread's
-// CPU time (the rest is V8's GC helpers and librdkafka's threads) and how
-// long it took to the first event (topics, transactional id, group join).
+// records a process record), then each variant reads it all from a fresh
+// group. Rates are records (kcat) or events (enricher) per second of wall
+// time; "per core" is events per second of this process's CPU time (user +
+// system) while the enricher ran, the workload freed and a full GC done
+// before, so that the figure is the enricher's alone. Each run also reports
+// its main thread's CPU time (the rest is V8's GC helpers and librdkafka's
+// threads) and how long it took to the first event (topics, transactional
+// id, group join).
 // NETMON_BENCH_PACK packs records per message as sensors do (default 1);
 // NETMON_BENCH_ONLY=eos|alo runs one variant alone, with its CPU time per
 // thread and no RESULT line (for profiling); BENCH_LOG_LEVEL=info shows the

@@ -23,13 +23,6 @@ import type { ParquetWriter } from './parquet';
 
 /** Lines are handed to the compressor (or the spool file) in chunks of about this size (fewer, larger writes: less stream overhead per line). */
 const CHUNK_BYTES = 1 << 20;
-/**
- * Input a compressor may hold queued before its group is congested: a few
- * chunks, so that the thread pool compresses while the main thread decodes
- * the next ones (at the stream's default, 16 KiB, every chunk stopped the
- * partition's reading until it was compressed).
- */
-const GZIP_QUEUE_BYTES = 4 * CHUNK_BYTES;
 /** Spool bytes handed to the file system and not yet written above which a group is congested. */
 const SPOOL_HIGH_WATER = 8 << 20;
 
@@ -111,7 +104,7 @@ class GzipGroup extends LineChunks {
     level: number,
   ) {
     super();
-    this.gzip = new GzipWriter(level, GZIP_QUEUE_BYTES);
+    this.gzip = new GzipWriter(level);
   }
 
   get compressedBytes(): number {

@@ -39,7 +39,11 @@ export class GzipWriter {
 
   /**
    * @param level 1..12 (libdeflate's levels; 1..9 as zlib's in spirit)
-   * @param highWater queued raw bytes above which `congested` is true
+   * @param highWater queued raw bytes above which `congested` is true: a few
+   *   pieces, so that the thread pool compresses while the main thread
+   *   decodes the next ones (with a single 16 KiB chunk queued, zlib's stream
+   *   default, every chunk stopped the partition's reading until it was
+   *   compressed)
    */
   constructor(
     level: number,

@@ -2,20 +2,20 @@
 // One gzip member written in pieces with libdeflate (vendor/libdeflate, with
 // one addition: libdeflate_deflate_compress_sync). libdeflate compresses
 // whole buffers only, about 1.4x faster than zlib at level 6 and a few
-// percent smaller; each piece (a chunk of whole NDJSON lines) is compressed
-// on its own into non-final blocks that end byte-aligned, so the pieces
-// concatenate into ONE DEFLATE stream. The archive stays a single-member
+// percent smaller; each piece (src/gzip.ts cuts the bytes every 1 MiB) is
+// compressed on its own into non-final blocks that end byte-aligned, so the
+// pieces concatenate into ONE DEFLATE stream. The archive stays a single-member
 // gzip file: readers that stop after a member's end (Trino before 422,
 // some Java GZIPInputStream uses) would lose the rest of a multi-member one.
 // The price of independent pieces is the 32 KiB window at each piece's start.
 //
-// JS surface (wrapped by src/batch.ts):
+// JS surface (wrapped by src/gzip.ts):
+//   GzipMember.header -> Buffer  the member's 10-byte header, the same for all
 //   new GzipMember(level)
 //   member.deflate(piece: Buffer, cb(err, out: Buffer))  on the libuv pool;
 //                            one at a time per member (the CRC runs on in order)
 //   member.finish() -> Buffer   the final empty block, CRC32 and size (the
-//                               gzip trailer); header() is the same for all
-//   GzipMember.header -> Buffer
+//                               gzip trailer)
 #include <napi.h>
 
 #include <cstdint>
@@ -57,7 +57,7 @@ class GzipMember : public Napi::ObjectWrap<GzipMember> {
    public:
     DeflateWork(Napi::Function cb, GzipMember* member, Napi::Buffer<uint8_t> piece)
         : Napi::AsyncWorker(cb, "netmon:gzip"), member_(member), compressor_(member->compressor_), piece_ref_(Napi::Persistent(piece)),
-          in_(piece.Data()), in_len_(piece.Length()) {
+          in_(piece.Data()), in_len_(piece.Length()), crc_in_(member->crc_) {
       Receiver().Set("member", member->Value());  // keeps the member alive while the work runs
     }
 
@@ -84,14 +84,14 @@ class GzipMember : public Napi::ObjectWrap<GzipMember> {
       Callback().Call({e.Value()});
     }
 
-    uint32_t crc_in_ = 0;
-
    private:
     GzipMember* member_;
     std::shared_ptr<Compressor> compressor_;
     Napi::Reference<Napi::Buffer<uint8_t>> piece_ref_;
     const uint8_t* in_;
     size_t in_len_;
+    // The CRC of the pieces before this one: it runs on over this piece.
+    uint32_t crc_in_;
     std::unique_ptr<uint8_t[]> out_;
     size_t out_len_ = 0;
     uint32_t crc_ = 0;
@@ -107,9 +107,7 @@ class GzipMember : public Napi::ObjectWrap<GzipMember> {
     if (busy_) throw Napi::Error::New(env, "deflate: the previous piece is still being compressed");
     if (finished_ || failed_) throw Napi::Error::New(env, "deflate: the member is finished");
     busy_ = true;
-    auto* work = new DeflateWork(info[1].As<Napi::Function>(), this, piece);
-    work->crc_in_ = crc_;
-    work->Queue();
+    (new DeflateWork(info[1].As<Napi::Function>(), this, piece))->Queue();
     return env.Undefined();
   }
 
