@@ -8,6 +8,8 @@
 //   batch(generation, messages, now)
 //     owned and ready for this generation: reads the records → [notes…, transaction | consumed]
 //     else → [prepare{fence, restore}]; the batch waits for prepared()
+//   readAhead(generation, messages, now)  when readsAhead(generation): reads the first part
+//     of a long batch without flushing (its last part goes through batch())
 //   prepared(committed, now)       the committed offset, after the fence and the restore (restoreSink())
 //     the consumer is past it (the previous owner's last transaction was aborted) → [seek{rewind}]
 //     else reads the waiting batch → [notes…, transaction | consumed]
@@ -424,7 +426,33 @@ export class PartitionMachine {
     return [{ kind: 'close' }];
   }
 
+  /**
+   * Whether readAhead() may take the next part of a batch of `generation`:
+   * the partition is ready for it, past its first batch, and not finished.
+   */
+  readsAhead(generation: number): boolean {
+    return !this.finished && this.generation === generation && !this.firstBatchDue && this.waiting === undefined && this.inFlight === undefined;
+  }
+
+  /**
+   * Reads the first part of a batch without flushing (only when
+   * readsAhead()): the adapter reads a long batch in parts and lets its I/O
+   * callbacks run between them, so that a transaction in progress moves on
+   * while this partition is enriched. The batch's last part goes through
+   * batch(), which flushes all of it as one transaction. Its notes come with
+   * that flush.
+   */
+  readAhead(generation: number, messages: readonly RawMessage[], now: number): void {
+    if (!this.readsAhead(generation)) throw new Error(`partition ${this.partition}: readAhead() while not ready for generation ${generation}`);
+    this.readMessages(messages, now);
+  }
+
   private readBatch(messages: readonly RawMessage[], now: number): Command[] {
+    this.readMessages(messages, now);
+    return this.flush(true);
+  }
+
+  private readMessages(messages: readonly RawMessage[], now: number): void {
     const { enricher, ctx } = this;
     enricher.expire(now);
     let skipped = 0;
@@ -464,7 +492,6 @@ export class PartitionMachine {
       }
     }
     if (skipped > 0) this.notes.push({ kind: 'skipped', count: skipped });
-    return this.flush(true);
   }
 
   private deadLetter(original: Buffer, reason: string, detail: string, offset: number, originalHeaders?: MessageHeaders): void {

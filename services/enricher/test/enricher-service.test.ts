@@ -361,7 +361,8 @@ function spawnEnricher(file: string): ChildProcess {
   const main = path.resolve(__dirname, '../src/main.js');
   const child = spawn(process.execPath, [main, '--config', file], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, KAFKA_BROKERS: base.kafka.brokers.join(',') },
+    // Batches read in parts of 100 messages: killed between parts too.
+    env: { ...process.env, KAFKA_BROKERS: base.kafka.brokers.join(','), NETMON_ENRICHER_READ_AHEAD: '100' },
   });
   child.stderr!.on('data', (d: Buffer) => {
     if (process.env.NETMON_TEST_LOG_LEVEL) process.stderr.write(d);
@@ -425,12 +426,13 @@ test('a second instance joins mid-stream: exactly once, order per host, state re
   const env = await environment('join', { partitions: 4 });
   const records = workload(6000); // 30,000
   const want = expected(records);
-  const a = await start(env.config, logger, { metrics: false });
+  // Batches read in parts: a rebalance comes between parts too.
+  const a = await start(env.config, logger, { metrics: false, readAheadMessages: 50 });
   cleanups.push(() => a.stop());
   await env.produce(records.slice(0, 12_000));
   const events = env.events();
   await events.waitFor(3000, 90_000);
-  const b = await start(env.config, logger, { metrics: false });
+  const b = await start(env.config, logger, { metrics: false, readAheadMessages: 50 });
   cleanups.push(() => b.stop());
   await env.produce(records.slice(12_000));
   const got = await events.waitFor(want.length, 120_000);

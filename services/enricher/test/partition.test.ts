@@ -492,6 +492,63 @@ test('a stopping consumer: the batch is not read, the flush still runs and resol
   assert.equal(m.counters.records, 0);
 });
 
+test('a batch read ahead in parts gives the one transaction, notes and offsets of the batch read at once', () => {
+  const bad: RawMessage = { offset: '3', value: Buffer.from('not avro') };
+  const batch = (base: number): RawMessage[] => [
+    msg(base, exec(curl, '/usr/bin/curl', ['-v'], [], false, at(A, base)), socket(curl, 'ESTABLISH', at(A, base + 1))),
+    msg(base + 1, socket(curl, 'CLOSE', at(B, base))), // process unknown on host b: waits (processWaitMs 10)
+    msg(base + 2, status(at(A, base + 2))),
+    { ...bad, offset: String(base + 3) },
+    msg(base + 4, socket(curl, 'ACCEPT', at(A, base + 3))),
+  ];
+  const run = (parts: number[]) => {
+    const m = machine({ processWaitMs: 10 });
+    const broker = new Broker();
+    assert.deepEqual(kinds(m.assigned(GEN)), ['prepare']);
+    broker.restoreInto(m.restoreSink());
+    m.prepared(0, NOW);
+    assert.equal(m.readsAhead(GEN), false, 'not before the first batch (it may have to rewind)');
+    const first = txOf(m.batch(GEN, batch(0), NOW));
+    broker.apply(first);
+    assert.equal(m.readsAhead(GEN), false, 'not while a transaction is in flight');
+    m.flushDone();
+    assert.equal(m.readsAhead(GEN + 1), false, 'not for another generation');
+    const messages = batch(5);
+    let from = 0;
+    for (const n of parts) {
+      assert.equal(m.readsAhead(GEN), true);
+      m.readAhead(GEN, messages.slice(from, from + n), NOW + 20);
+      from += n;
+    }
+    const cmds = m.batch(GEN, messages.slice(from), NOW + 20);
+    const tx = txOf(cmds);
+    return {
+      notes: cmds.filter((c) => c.kind !== 'transaction'),
+      commit: tx.commit,
+      events: seqs(eventsOf(tx)),
+      statuses: statusesOf(tx).length,
+      dlq: messagesOf(tx, TOPICS.dlq).length,
+      consumed: m.flushDone(),
+    };
+  };
+  const whole = run([]);
+  // The first batch's record of host b waited past its deadline (NOW + 10) and goes out now.
+  assert.deepEqual(whole.events, ['host-b/0', 'host-a/6', 'host-b/5', 'host-a/8']);
+  assert.deepEqual(whole.commit.offset, 10);
+  assert.deepEqual(whole.consumed, [{ kind: 'consumed', offset: 9 }]);
+  assert.equal(whole.statuses, 1);
+  assert.equal(whole.dlq, 1);
+  assert.deepEqual(kinds(whole.notes), ['status', 'rejected']);
+  for (const parts of [[1], [2, 2], [1, 1, 1, 1]]) assert.deepEqual(run(parts), whole, `parts ${parts.join(',')}`);
+  // Finished (revoked): no reading ahead.
+  const m = machine();
+  m.assigned(GEN);
+  m.prepared(0, NOW);
+  m.revoked();
+  assert.equal(m.readsAhead(GEN), false);
+  assert.throws(() => m.readAhead(GEN, batch(0), NOW), /not ready/);
+});
+
 function out(topic: string, sizes: number[]): TopicBatch {
   return { topic, messages: sizes.map((n, i) => ({ key: null, value: Buffer.alloc(n, i) })) };
 }
