@@ -3,8 +3,8 @@
 // its copies of every bytes field, its full isValid() pass after each record
 // and a BigInt per fingerprint lookup. It accepts exactly what avsc accepts
 // for that schema, and gives the same values (plain objects rather than
-// avsc's record classes; saddr/daddr as views of the message, which the
-// consumer hands over as its own copy). Anything else, an older writer
+// avsc's record classes; saddr/daddr as interned Buffers shared by every
+// record of the address, never written to: lib/addresses.ts). Anything else, an older writer
 // schema or a record it cannot read, goes to the codec (rawRecordCodec()),
 // which decodes it or throws the DecodeError naming why
 // (test/raw-decoder.test.ts compares the two, corrupt input included).
@@ -20,6 +20,7 @@ import type {
   SocketEvent,
   TaskFacts,
 } from '@netmon/common';
+import { AddressInterner } from './lib/addresses';
 
 interface Codec {
   readonly header: Buffer;
@@ -42,6 +43,7 @@ type Utf8Slicer = Buffer & { utf8Slice(start: number, end: number): string };
 export class RawDecoder {
   private buf: Utf8Slicer = Buffer.alloc(0) as Utf8Slicer;
   private pos = 0;
+  private readonly addresses = new AddressInterner();
 
   constructor(private readonly codec: Codec) {}
 
@@ -110,8 +112,8 @@ export class RawDecoder {
     const kind = this.symbol(SOCKET_KINDS);
     const task = this.task();
     const family = this.symbol(FAMILIES);
-    const saddr = this.bytesView();
-    const daddr = this.bytesView();
+    const saddr = this.address();
+    const daddr = this.address();
     const sport = this.int();
     const dport = this.int();
     const cookie = this.long();
@@ -232,6 +234,15 @@ export class RawDecoder {
     if (len < 0 || start + len > this.buf.length) throw BAIL;
     this.pos = start + len;
     return this.buf.utf8Slice(start, start + len);
+  }
+
+  /** A socket address: the interner's shared Buffer (see lib/addresses.ts). */
+  private address(): Buffer {
+    const len = this.varint();
+    const start = this.pos;
+    if (len < 0 || start + len > this.buf.length) throw BAIL;
+    this.pos = start + len;
+    return this.addresses.intern(this.buf, start, len);
   }
 
   private bytesView(): Buffer {

@@ -77,9 +77,16 @@ test('the decoder reads every branch as the codec does, without the codec', () =
   assert.equal(ours.length, records.length * 2);
   assert.deepEqual(plain(ours), plain(codec.decodeAll(packed)));
   assert.equal(fallbacks(), 0);
-  // Addresses are views of the message; a DNS payload is a copy of its own.
-  const s = (ours[0]!.payload as { 'netmon.raw.SocketEvent': SocketEvent })['netmon.raw.SocketEvent'];
-  assert.equal(s.saddr.buffer, packed.buffer);
+  // Addresses are interned: never views of the message, one Buffer per
+  // address across records and messages. A DNS payload is a copy of its own.
+  const socketOf = (r: RawRecord) => (r.payload as { 'netmon.raw.SocketEvent': SocketEvent })['netmon.raw.SocketEvent'];
+  const s = socketOf(ours[0]!);
+  assert.equal(socketOf(ours[records.length]!).saddr, s.saddr);
+  assert.equal(socketOf(d.decodeAll(pack([records[0]!])).at(0)!).daddr, s.daddr);
+  assert.notEqual(s.saddr, s.daddr);
+  const before = Buffer.from(s.saddr);
+  packed.fill(0);
+  assert.deepEqual(s.saddr, before);
   const dns = ours.find((r) => 'netmon.raw.DnsResponse' in r.payload)!.payload as { 'netmon.raw.DnsResponse': { payload: Buffer } };
   assert.notEqual(dns['netmon.raw.DnsResponse'].payload.buffer, packed.buffer);
 });

@@ -24,6 +24,7 @@
 //
 // Times are µs since the epoch on the host's clock (raw records' time_us).
 import type { DnsAnswer } from '@netmon/common';
+import { addressDnsKey, dnsAddressKey } from './addresses';
 
 /** One cached answer: [host id, netns inode, address as hex (8 or 32 digits), name, answered µs, expires µs]. */
 export type DnsCacheEntry = [hostId: string, netns: number, address: string, name: string, answeredUs: number, expiresUs: number];
@@ -56,8 +57,6 @@ interface Answer {
   older: Answer | null;
 }
 
-const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');
-
 export class DnsCache {
   readonly options: DnsCacheOptions;
   /** Key "<host index>:<netns>:<address bytes as latin1>", in insertion order (the eviction order). */
@@ -86,7 +85,7 @@ export class DnsCache {
     const host = this.host(hostId);
     for (const a of answer.addresses) {
       const ttlUs = Math.min(a.ttl, this.options.maxTtlS) * 1_000_000;
-      this.put(`${host}:${netns}:${addressKey(a.address)}`, answer.name, atUs, atUs + ttlUs);
+      this.put(`${host}:${netns}:${dnsAddressKey(a.address)}`, answer.name, atUs, atUs + ttlUs);
     }
   }
 
@@ -95,7 +94,7 @@ export class DnsCache {
     const host = this.hostIndex.get(hostId);
     if (host === undefined) return '';
     let best: Answer | null = null;
-    for (let a = this.byAddress.get(`${host}:${netns}:${addressKey(address)}`) ?? null; a !== null; a = a.older) {
+    for (let a = this.byAddress.get(`${host}:${netns}:${addressDnsKey(address)}`) ?? null; a !== null; a = a.older) {
       if (a.answeredUs <= atUs && atUs < a.expiresUs && (best === null || a.answeredUs > best.answeredUs)) best = a;
     }
     return best?.name ?? '';
@@ -145,7 +144,7 @@ export class DnsCache {
       const [hostId, netns, hex, name, answeredUs, expiresUs] = e;
       if (typeof hostId !== 'string' || typeof name !== 'string' || !/^([0-9a-f]{8}|[0-9a-f]{32})$/.test(hex)) continue;
       if (!Number.isSafeInteger(netns) || !Number.isFinite(answeredUs) || !Number.isFinite(expiresUs) || expiresUs <= nowUs) continue;
-      this.put(`${this.host(hostId)}:${netns}:${addressKey(Buffer.from(hex, 'hex'))}`, name, answeredUs, expiresUs);
+      this.put(`${this.host(hostId)}:${netns}:${dnsAddressKey(Buffer.from(hex, 'hex'))}`, name, answeredUs, expiresUs);
       taken++;
     }
     return taken;
@@ -194,7 +193,7 @@ export class DnsCache {
   forget(hostId: string, netns: number, addressHex: string): void {
     const host = this.hostIndex.get(hostId);
     if (host === undefined) return;
-    const key = `${host}:${netns}:${addressKey(Buffer.from(addressHex, 'hex'))}`;
+    const key = `${host}:${netns}:${dnsAddressKey(Buffer.from(addressHex, 'hex'))}`;
     const head = this.byAddress.get(key);
     if (head === undefined) return;
     this.byAddress.delete(key);
@@ -238,13 +237,6 @@ export class DnsCache {
 }
 
 /** An address's bytes as a latin1 string (4 or 16 characters); IPv4-mapped IPv6 as IPv4. */
-function addressKey(address: Uint8Array): string {
-  const b = Buffer.from(address.buffer, address.byteOffset, address.length);
-  if (b.length === 16 && b.compare(V4_MAPPED_PREFIX, 0, 12, 0, 12) === 0) return b.toString('latin1', 12);
-  if (b.length !== 4 && b.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${b.length}`);
-  return b.toString('latin1');
-}
-
 function chainLength(head: Answer | null): number {
   let n = 0;
   for (let a = head; a !== null; a = a.older) n++;

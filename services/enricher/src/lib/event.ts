@@ -8,8 +8,8 @@ import {
   type SecureExecFlag,
   type SocketEvent,
   type SocketEventKind,
-  formatAddress,
 } from '@netmon/common';
+import { addressText } from './addresses';
 
 export const EVENT_TYPE: Readonly<Record<SocketEventKind, ConnectionEventType>> = {
   ESTABLISH: 'TcpConnectionEstablish',
@@ -148,8 +148,8 @@ export function buildEvent(
     },
     network_event: {
       type: EVENT_TYPE[socket.kind],
-      saddr: formatAddress(socket.saddr),
-      daddr: formatAddress(socket.daddr),
+      saddr: addressText(socket.saddr),
+      daddr: addressText(socket.daddr),
       sport: socket.sport,
       dport: socket.dport,
       cookie: socket.cookie,
