@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NO_SOCKET_FACTS, type SocketEvent, type SocketEventKind } from '@netmon/common';
-import { EVENT_TYPE, connectionFacts, outcomeOf, processKey } from '../src/lib/event';
+import { EVENT_TYPE, cachedProcessKey, connectionFacts, formatTimestamp, outcomeOf, processKey } from '../src/lib/event';
 import { task } from './helpers';
 
 const NETNS = 4026531840;
@@ -66,6 +66,30 @@ test('process_key is host id, pid and start time; the same pid started later is 
   const b = { ...a, task: { ...a.task, start_time_us: a.task.start_time_us + 1 } };
   assert.equal(processKey('h1', a), 'h1:42:1000000');
   assert.notEqual(processKey('h1', a), processKey('h1', b));
+  // Kept in the process's table entry: the same key, made again when the start time differs.
+  const entry = { key: '', keyStartUs: -1 };
+  assert.equal(cachedProcessKey(entry, 'h1', a), 'h1:42:1000000');
+  assert.equal(cachedProcessKey(entry, 'h1', a), 'h1:42:1000000');
+  assert.equal(cachedProcessKey(entry, 'h1', b), processKey('h1', b));
+  assert.equal(cachedProcessKey(null, 'h1', a), processKey('h1', a));
+  const big = { ...a, task: { ...a.task, pid: 4194304, start_time_us: 2 ** 53 - 2 } };
+  assert.equal(cachedProcessKey(entry, 'h2', big), processKey('h2', big));
+});
+
+test('timestamps: RFC 3339 with milliseconds, the same text for a millisecond seen last', () => {
+  const t = 1748685951282123;
+  assert.equal(formatTimestamp(t), '2025-05-31T10:05:51.282Z');
+  assert.equal(formatTimestamp(t + 1), '2025-05-31T10:05:51.282Z');
+  assert.equal(formatTimestamp(t + 1000), '2025-05-31T10:05:51.283Z');
+  assert.equal(formatTimestamp(t - 282123 + 5000), '2025-05-31T10:05:51.005Z');
+  assert.equal(formatTimestamp(t + 1), '2025-05-31T10:05:51.282Z');
+  assert.equal(formatTimestamp(0), '1970-01-01T00:00:00.000Z');
+  assert.equal(formatTimestamp(-1000), '1969-12-31T23:59:59.999Z');
+  assert.equal(formatTimestamp(-1000), '1969-12-31T23:59:59.999Z');
+  for (let i = 0; i < 2000; i++) {
+    const us = 1748685951282123 + i * 777_777;
+    assert.equal(formatTimestamp(us), new Date(Math.floor(us / 1000)).toISOString());
+  }
 });
 
 test('a LISTEN record is a TcpListen event', () => {

@@ -357,11 +357,15 @@ test('bounded memory: at most maxEntries, exited first, then the least recently 
 test('bounded memory: bytes per entry', () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   const n = 100_000;
-  const { push, e } = harness({ maxEntries: n });
+  const { push, e, events } = harness({ maxEntries: n });
   gc?.();
   const before = process.memoryUsage().heapUsed;
   for (let i = 0; i < n; i++) {
-    push(exec(task(1000 + i, 1_000_000 + i * 10_000), `/usr/lib/app/bin/worker-${i % 100}`, ['--config', `/etc/app/${i}.yaml`, '--verbose'], [], i % 3 === 0));
+    const t = task(1000 + i, 1_000_000 + i * 10_000);
+    push(exec(t, `/usr/lib/app/bin/worker-${i % 100}`, ['--config', `/etc/app/${i}.yaml`, '--verbose'], [], i % 3 === 0));
+    // one event each: the entry keeps its process key
+    push(socket(t));
+    events.length = 0;
   }
   gc?.();
   const perEntry = (process.memoryUsage().heapUsed - before) / n;

@@ -56,7 +56,7 @@ import {
 } from '@netmon/common';
 import { ContainerIdCache } from './container';
 import { DnsCache, type DnsCacheOptions } from './dns-cache';
-import { EVENT_TYPE, buildEvent } from './event';
+import { EVENT_TYPE, buildEvent, cachedProcessKey } from './event';
 import { type FilterSubject, type ProcessPredicate, compileFilter } from './filter';
 import { type HostTable, type ProcEntry, ProcessTable, type TableOptions, startTicks } from './process-table';
 
@@ -465,7 +465,8 @@ export class Enricher {
         return null;
       }
       const hostObj = this.hosts.get(record.host_id)!.hostObj;
-      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq, this.remoteName(record, s));
+      const key = cachedProcessKey(entry, hostObj.id, s);
+      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq, this.remoteName(record, s), key);
     } catch (err) {
       this.counters.rejected++;
       this.sink.rejected?.(record, position, new EnrichError(`cannot enrich the record: ${describeError(err)}`, { cause: err }));

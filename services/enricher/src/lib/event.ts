@@ -62,6 +62,23 @@ export function processKey(hostId: string, s: SocketEvent): string {
   return `${hostId}:${s.task.pid}:${s.task.start_time_us}`;
 }
 
+/** What keeps a process's key between its events (the process table's entry). */
+export interface ProcessKeyCache {
+  keyStartUs: number;
+  key: string;
+}
+
+/** processKey(), kept in `cache` (the entry of the socket's process: same host, pid and start ticks) for its next events. */
+export function cachedProcessKey(cache: ProcessKeyCache | null, hostId: string, s: SocketEvent): string {
+  if (cache === null) return processKey(hostId, s);
+  if (cache.keyStartUs !== s.task.start_time_us) {
+    // join() makes one flat string: a template's would be a tree of pieces, twice the bytes kept.
+    cache.key = [hostId, s.task.pid, s.task.start_time_us].join(':');
+    cache.keyStartUs = s.task.start_time_us;
+  }
+  return cache.key;
+}
+
 const FLAG_ORDER: readonly SecureExecFlag[] = ['SETUID', 'SETGID', 'FILE_CAPS', 'FILELESS_EXEC'];
 
 /** secureexec flags in the spec's order, joined by " | "; "" when none. */
@@ -93,12 +110,16 @@ export function formatArgs(args: readonly string[], truncated: boolean): string 
 /** The last second formatted: "YYYY-MM-DDTHH:MM:SS." (consecutive records mostly share it). */
 let cachedSecond = Number.NaN;
 let cachedPrefix = '';
+/** The last millisecond and its text: a busy host's records share it, and so does every event of a raw message of quiet hosts' records. */
+let cachedMs = Number.NaN;
+let cachedText = '';
 /** 10000-01-01T00:00:00Z in ms: beyond, toISOString writes a six-digit year. */
 const YEAR_10000_MS = 253402300800000;
 
 /** RFC 3339 UTC with milliseconds and Z, from µs since the epoch. */
 export function formatTimestamp(timeUs: number): string {
   const ms = Math.floor(timeUs / 1000);
+  if (ms === cachedMs) return cachedText;
   if (!(ms >= 0 && ms < YEAR_10000_MS)) return new Date(ms).toISOString();
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
@@ -106,7 +127,9 @@ export function formatTimestamp(timeUs: number): string {
     cachedSecond = second;
   }
   const frac = ms - second * 1000;
-  return `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
+  cachedText = `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
+  cachedMs = ms;
+  return cachedText;
 }
 
 /** What the process table knows of a program. */
@@ -126,6 +149,7 @@ export function buildEvent(
   runId: string,
   seq: number,
   remoteName = '',
+  key = processKey(host.id, socket),
 ): NetworkEvent {
   const t = socket.task;
   return {
@@ -158,6 +182,6 @@ export function buildEvent(
     host,
     source: { run_id: runId, seq },
     connection: connectionFacts(socket, remoteName),
-    process_key: processKey(host.id, socket),
+    process_key: key,
   };
 }

@@ -9,10 +9,12 @@
 //  - the whole table (all hosts) holds at most `maxEntries`; beyond that,
 //    exited entries go first (oldest exit first), then live ones by a clock
 //    (second chance) sweep in insertion order, and each eviction is counted.
-// About 330 bytes per entry with typical strings (test/process-table.test.ts
-// measures it), so the default 1,000,000 entries is ~330 MB at worst.
+// About 330 bytes per entry with typical strings (test/enricher.test.ts
+// measures it), and ~65 more once the process had an event (its process key,
+// kept for its next events), so the default 1,000,000 entries is ~400 MB at
+// worst.
 import type { ProcessExec, ProcessFork, SecureExecFlag } from '@netmon/common';
-import { type ProgramFacts, basename, formatArgs, formatSecureExec } from './event';
+import { type ProcessKeyCache, type ProgramFacts, basename, formatArgs, formatSecureExec } from './event';
 
 export const TICK_US = 10_000;
 
@@ -20,9 +22,12 @@ export function startTicks(startTimeUs: number): number {
   return Math.floor(startTimeUs / TICK_US);
 }
 
-export class ProcEntry implements ProgramFacts {
+export class ProcEntry implements ProgramFacts, ProcessKeyCache {
   /** Another process with the same pid (pid reuse), if any. */
   next: ProcEntry | null = null;
+  /** The process key of its events (cachedProcessKey), and the start time it was made for. */
+  key = '';
+  keyStartUs = -1;
   /** Host time (µs) of the exit, or -1 while running. */
   exitUs = -1;
   /** Set on every lookup; cleared by the eviction sweep (second chance). */
