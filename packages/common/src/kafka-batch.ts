@@ -65,19 +65,23 @@ export interface ConsumedBatch {
   errors: BatchError[];
 }
 
-/** Up to `max` messages: waits up to `timeoutMs` for the first, then takes what is ready. */
-export function consumeBatch(consumer: KafkaConsumer, max: number, timeoutMs: number): Promise<ConsumedBatch> {
+/**
+ * Up to `max` messages: waits up to `timeoutMs` for the first, then takes
+ * what is ready. `keys: false` leaves every message's key null, for a
+ * consumer that never reads them (a view less per message).
+ */
+export function consumeBatch(consumer: KafkaConsumer, max: number, timeoutMs: number, keys = true): Promise<ConsumedBatch> {
   const client = nativeClient(consumer);
   return new Promise((resolve, reject) => {
     addon.consume(client, max, timeoutMs, (err, batch, count, topics, errors) => {
       if (err) reject(err);
-      else resolve({ messages: unpack(batch!, count!, topics!), errors: errors! });
+      else resolve({ messages: unpack(batch!, count!, topics!, keys), errors: errors! });
     });
   });
 }
 
-/** The messages of a consumed batch (layout: kafka_batch.cc). */
-export function unpack(batch: Buffer, count: number, topics: readonly string[]): Message[] {
+/** The messages of a consumed batch (layout: kafka_batch.cc); keys null when `keys` is false. */
+export function unpack(batch: Buffer, count: number, topics: readonly string[], keys = true): Message[] {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
   const messages: Message[] = new Array(count);
   let p = 0;
@@ -93,7 +97,7 @@ export function unpack(batch: Buffer, count: number, topics: readonly string[]):
     p += HEADER_BYTES;
     let key: Buffer | null = null;
     if (keyLength >= 0) {
-      key = batch.subarray(p, p + keyLength);
+      if (keys) key = batch.subarray(p, p + keyLength);
       p += keyLength;
     }
     let value: Buffer | null = null;

@@ -65,12 +65,12 @@ async function consumer(topic: string): Promise<KafkaConsumer> {
   return c;
 }
 
-async function readAll(c: KafkaConsumer, n: number, ms = 30_000) {
+async function readAll(c: KafkaConsumer, n: number, ms = 30_000, keys = true) {
   const out = [];
   const until = Date.now() + ms;
   while (out.length < n) {
     if (Date.now() > until) assert.fail(`read ${out.length} of ${n} messages in ${ms} ms`);
-    const { messages, errors } = await consumeBatch(c, 500, 200);
+    const { messages, errors } = await consumeBatch(c, 500, 200, keys);
     assert.deepEqual(errors, []);
     out.push(...messages);
   }
@@ -135,6 +135,11 @@ test('produced in a batch, consumed in batches: every key, value, header and par
     ordered,
     sent.filter((s) => s.key === 'host-3').map((s) => String(s.value)),
   );
+  // Without keys (a consumer that never reads them): the same messages, every key null.
+  const keyless = await readAll(await consumer(topic), sent.length, 30_000, false);
+  const sameButKey = (ms: typeof got) => ms.map(({ key: _key, ...rest }) => rest).sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  assert.deepEqual(sameButKey(keyless), sameButKey(got));
+  assert.ok(keyless.every((m) => m.key === null));
 });
 
 test('a full local queue: produceBatch waits for it to drain and loses nothing', async () => {

@@ -695,7 +695,8 @@ export class RdkafkaClient implements EnricherClient {
       const n = ++this.calls;
       let messages: Message[];
       try {
-        const batch = await consumeBatch(c, CONSUME_MAX, CONSUME_WAIT_MS);
+        // Raw messages' keys (host ids) are never read: the records carry them.
+        const batch = await consumeBatch(c, CONSUME_MAX, CONSUME_WAIT_MS, false);
         messages = batch.messages;
         for (const e of batch.errors) this.logger.warn({ err: describeError(e), partition: e.partition }, 'consumer error; consuming on');
       } catch (err) {
