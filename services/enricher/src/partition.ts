@@ -29,7 +29,6 @@ import {
   DLQ_HEADERS,
   deadLetterValue,
   DecodeError,
-  type NetworkEvent,
   type ProcessFilter,
   type RawRecord,
   type SensorStatus,
@@ -40,7 +39,17 @@ import {
   sensorStatusCodec,
 } from '@netmon/common';
 import { type ChangelogMessage, type StateSink, changeMessage, dnsMessage, doneMessage } from './changelog';
-import { ContractError, Enricher, type EnrichError, type EnricherCounters, type EnricherOptions, NetworkEventEncoder, formatTimestamp } from './lib';
+import {
+  ContractError,
+  Enricher,
+  type EnrichError,
+  type EnricherCounters,
+  type EnricherOptions,
+  type EventParts,
+  NetworkEventEncoder,
+  eventOf,
+  formatTimestamp,
+} from './lib';
 import { RawDecoder } from './raw-decoder';
 
 /**
@@ -132,8 +141,8 @@ export interface PartitionContext {
   statusCodec: ReturnType<typeof sensorStatusCodec>;
   /** rawCodec.decodeAll, by hand for the current schema (raw-decoder.ts). */
   decodeRaw(message: Buffer): RawRecord[];
-  /** eventCodec's encoding, by hand into shared slabs (the producer copies the bytes). */
-  encodeEvent(ev: NetworkEvent): Buffer;
+  /** eventCodec's encoding of eventOf(parts), by hand into shared slabs (the producer copies the bytes). */
+  encodeEvent(parts: EventParts): Buffer;
   /** The events' key: the host id's bytes (cached across partitions). */
   hostKey(hostId: string): Buffer;
 }
@@ -152,7 +161,7 @@ export function partitionContext(
     decodeRaw: (message) => raw.decodeAll(message),
     eventCodec,
     statusCodec: sensorStatusCodec(),
-    encodeEvent: (ev) => events.encode(ev),
+    encodeEvent: (parts) => events.encodeParts(parts),
     hostKey: (hostId) => {
       let key = hostKeys.get(hostId);
       if (!key) {
@@ -210,14 +219,13 @@ export class PartitionMachine {
     this.enricher = new Enricher(
       { ...ctx.enricher, trackChanges: true },
       {
-        event: (ev: NetworkEvent, hostId: string) => {
+        eventParts: (parts: EventParts, hostId: string) => {
           let value: Buffer;
           try {
-            value = ctx.encodeEvent(ev);
+            value = ctx.encodeEvent(parts);
           } catch (err) {
             // Not an event of the contract: the event itself is the dead letter.
-            const { run_id, seq } = ev.source;
-            this.deadLetter(Buffer.from(JSON.stringify(ev)), 'encode', `event of run ${run_id} seq ${seq}: ${describeError(err)}`, this.read);
+            this.deadLetter(eventJson(parts), 'encode', `event of run ${parts.runId} seq ${parts.seq}: ${describeError(err)}`, this.read);
             return;
           }
           this.events.push({ key: ctx.hostKey(hostId), value });
@@ -548,6 +556,15 @@ export class PartitionMachine {
       changes: state.length,
     });
     return out;
+  }
+}
+
+/** A dead letter's bytes for an event that would not encode: its JSON, or as much as can be said. */
+function eventJson(parts: EventParts): Buffer {
+  try {
+    return Buffer.from(JSON.stringify(eventOf(parts)));
+  } catch (err) {
+    return Buffer.from(JSON.stringify({ host: parts.host, source: { run_id: parts.runId, seq: parts.seq }, error: describeError(err) }));
   }
 }
 

@@ -56,7 +56,7 @@ import {
 } from '@netmon/common';
 import { ContainerIdCache } from './container';
 import { DnsCache, type DnsCacheOptions } from './dns-cache';
-import { EVENT_TYPE, buildEvent, cachedProcessKey } from './event';
+import { EVENT_TYPE, type EventParts, cachedProcessKey, eventOf, eventParts } from './event';
 import { type FilterSubject, type ProcessPredicate, compileFilter } from './filter';
 import { type HostTable, type ProcEntry, ProcessTable, type TableOptions, startTicks } from './process-table';
 
@@ -71,8 +71,10 @@ export class EnrichError extends NetmonError {
 }
 
 export interface EnricherSink {
-  /** An event that passed the filter, in its host's order. */
-  event(event: NetworkEvent, hostId: string): void;
+  /** An event that passed the filter, in its host's order (one of event and eventParts is given). */
+  event?(event: NetworkEvent, hostId: string): void;
+  /** In event's place: the event's parts, for a sink that writes them itself (no NetworkEvent is made). */
+  eventParts?(parts: EventParts, hostId: string): void;
   /**
    * A sensor status record (not an event), in its host's order: after the
    * events of the host's records before it, and the host's done position
@@ -147,7 +149,7 @@ export function zeroCounters(): EnricherCounters {
 interface Held {
   position: number;
   /** The event, null when filtered out or not a socket record. */
-  event: NetworkEvent | null;
+  event: EventParts | null;
   /** A sensor status record held to go out in its place. */
   status?: { record: RawRecord; value: SensorStatus };
   /** Waiting for its process: the record, else null (ready). */
@@ -191,6 +193,7 @@ export class Enricher {
     options: EnricherOptions,
     private readonly sink: EnricherSink,
   ) {
+    if (!sink.event && !sink.eventParts) throw new TypeError('an enricher sink takes events (event or eventParts)');
     this.table = new ProcessTable(options);
     this.dns = new DnsCache(options.dns);
     this.waitMs = options.processWaitMs;
@@ -451,7 +454,7 @@ export class Enricher {
   }
 
   /** The record's event, or null (filtered out, or its enrichment failed: reported, never thrown). */
-  private enrich(record: RawRecord, position: number, s: SocketEvent, entry: ProcEntry | null): NetworkEvent | null {
+  private enrich(record: RawRecord, position: number, s: SocketEvent, entry: ProcEntry | null): EventParts | null {
     try {
       const t = s.task;
       const subject = this.subject;
@@ -466,7 +469,7 @@ export class Enricher {
       }
       const hostObj = this.hosts.get(record.host_id)!.hostObj;
       const key = cachedProcessKey(entry, hostObj.id, s);
-      return buildEvent(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq, this.remoteName(record, s), key);
+      return eventParts(s, entry, this.containers.get(t.cgroup_path), record.time_us, hostObj, record.run_id, record.seq, this.remoteName(record, s), key);
     } catch (err) {
       this.counters.rejected++;
       this.sink.rejected?.(record, position, new EnrichError(`cannot enrich the record: ${describeError(err)}`, { cause: err }));
@@ -527,10 +530,11 @@ export class Enricher {
     }
   }
 
-  private emit(h: HostState, event: NetworkEvent | null, position: number): void {
+  private emit(h: HostState, event: EventParts | null, position: number): void {
     if (event !== null) {
       this.counters.out++;
-      this.sink.event(event, h.table.hostId);
+      if (this.sink.eventParts) this.sink.eventParts(event, h.table.hostId);
+      else this.sink.event!(eventOf(event), h.table.hostId);
     }
     this.markDone(h, position);
   }

@@ -1,12 +1,15 @@
 // NetworkEvent's Avro single-object encoding, written by hand for the hot
 // path: field by field straight into shared slabs, no intermediate Tap or
-// per-event buffer. It must stay byte-identical to avsc's encoding of
+// per-event buffer; from a NetworkEvent (encode) or, on the service's path,
+// from the event's parts (encodeParts: no NetworkEvent is made). It must stay byte-identical to avsc's encoding of
 // schemas/avro/network-event.avsc (test/event-encoder.test.ts compares the two
 // over varied events): avsc's zigzag varints (integer arithmetic below 2^30,
 // floating above), UTF-8 strings, enum indexes, and each field's default when
 // the value leaves it undefined. Values avsc would refuse throw here too
 // (EventEncodeError), so the caller's dead-letter path stays the same.
 import { NetmonError, type NetworkEvent } from '@netmon/common';
+import { addressText } from './addresses';
+import { EVENT_TYPE, type EventParts, durationMs, formatTimestamp, outcomeOf } from './event';
 
 /** A value the schema does not allow (avsc would refuse it as well). */
 export class EventEncodeError extends NetmonError {}
@@ -34,11 +37,20 @@ export class NetworkEventEncoder {
   constructor(private readonly header: Buffer) {}
 
   encode(ev: NetworkEvent): Buffer {
+    return this.write(writeEvent, ev);
+  }
+
+  /** The encoding of eventOf(parts), written from the parts. */
+  encodeParts(parts: EventParts): Buffer {
+    return this.write(writeParts, parts);
+  }
+
+  private write<T>(writeBody: (buf: Buffer, pos: number, value: T) => number, value: T): Buffer {
     for (;;) {
       const start = this.pos;
       // Writes past the slab's end are dropped (typed array semantics) while
       // the position still counts them: an overflow shows in `end`.
-      const end = writeEvent(this.slab, writeHeader(this.slab, start, this.header), ev);
+      const end = writeBody(this.slab, writeHeader(this.slab, start, this.header), value);
       if (end <= this.slab.length) {
         this.pos = end;
         return this.slab.subarray(start, end);
@@ -103,6 +115,55 @@ function writeEvent(buf: Buffer, pos: number, ev: NetworkEvent): number {
     pos = writeLong(buf, pos, c.netns, 'connection.netns');
   }
   return writeString(buf, pos, ev.process_key === undefined ? '' : ev.process_key, 'process_key');
+}
+
+/**
+ * writeEvent(eventOf(p)) without the NetworkEvent: the same fields in the
+ * same order, from the socket record and the parts (event.ts).
+ */
+function writeParts(buf: Buffer, pos: number, p: EventParts): number {
+  const s = p.socket;
+  const t = s.task;
+  pos = writeString(buf, pos, 'NetworkEvent', 'type');
+  pos = writeInt(buf, pos, t.pid, 'process.pid');
+  pos = writeInt(buf, pos, t.tid, 'process.tid');
+  pos = writeInt(buf, pos, t.ppid, 'process.ppid');
+  pos = writeLong(buf, pos, t.uid, 'process.uid');
+  pos = writeLong(buf, pos, t.euid, 'process.euid');
+  pos = writeLong(buf, pos, t.auid, 'process.auid');
+  pos = writeLong(buf, pos, t.cap_inheritable, 'process.cap_inheritable');
+  pos = writeLong(buf, pos, t.cap_permitted, 'process.cap_permitted');
+  pos = writeLong(buf, pos, t.cap_effective, 'process.cap_effective');
+  pos = writeString(buf, pos, p.secureexec, 'process.secureexec');
+  pos = writeString(buf, pos, p.filename, 'process.filename');
+  pos = writeString(buf, pos, p.binaryPath, 'process.binary_path');
+  pos = writeString(buf, pos, p.args, 'process.args');
+  pos = writeString(buf, pos, p.containerId, 'process.container_id');
+  const type = Object.hasOwn(EVENT_TYPE, s.kind) ? CONNECTION_TYPES[EVENT_TYPE[s.kind]] : undefined;
+  if (type === undefined) throw invalid('network_event.type', s.kind);
+  pos = writeVarint(buf, pos, type);
+  pos = writeString(buf, pos, addressText(s.saddr), 'network_event.saddr');
+  pos = writeString(buf, pos, addressText(s.daddr), 'network_event.daddr');
+  pos = writeInt(buf, pos, s.sport, 'network_event.sport');
+  pos = writeInt(buf, pos, s.dport, 'network_event.dport');
+  pos = writeLong(buf, pos, s.cookie, 'network_event.cookie');
+  pos = writeString(buf, pos, formatTimestamp(p.timeUs), 'timestamp');
+  pos = writeString(buf, pos, p.host.hostname, 'host.hostname');
+  pos = writeString(buf, pos, p.host.id, 'host.id');
+  pos = writeString(buf, pos, p.runId, 'source.run_id');
+  pos = writeLong(buf, pos, p.seq, 'source.seq');
+  // connectionFacts(s, remoteName), field by field
+  if (s.kind === 'CLOSE') {
+    pos = writeString(buf, pos, outcomeOf(s), 'connection.outcome');
+    pos = writeLong(buf, pos, durationMs(s), 'connection.duration_ms');
+    pos = writeLong(buf, pos, s.bytes_acked, 'connection.bytes_sent');
+    pos = writeLong(buf, pos, s.bytes_received, 'connection.bytes_received');
+  } else {
+    for (let i = 0; i < 4; i++) pos = writeVarint(buf, pos, 0); // "", 0, 0, 0
+  }
+  pos = writeString(buf, pos, p.remoteName, 'connection.remote_name');
+  pos = writeLong(buf, pos, s.netns, 'connection.netns');
+  return writeString(buf, pos, p.processKey, 'process_key');
 }
 
 function invalid(field: string, value: unknown): EventEncodeError {

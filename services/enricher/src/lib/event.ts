@@ -44,12 +44,17 @@ export function outcomeOf(s: SocketEvent): ConnectionOutcome {
   return 'aborted';
 }
 
+/** How long a closed connection lived (ms), 0 when not seen opening. */
+export function durationMs(s: SocketEvent): number {
+  return s.opened_ktime_us > 0 ? Math.max(0, Math.round((s.task.ktime_us - s.opened_ktime_us) / 1000)) : 0;
+}
+
 /** The v2 facts of a socket record (remote_name from the host's DNS answers). */
 export function connectionFacts(s: SocketEvent, remoteName: string): NetworkEvent['connection'] {
   if (s.kind !== 'CLOSE') return { ...DEFAULT_CONNECTION_FACTS, remote_name: remoteName, netns: s.netns };
   return {
     outcome: outcomeOf(s),
-    duration_ms: s.opened_ktime_us > 0 ? Math.max(0, Math.round((s.task.ktime_us - s.opened_ktime_us) / 1000)) : 0,
+    duration_ms: durationMs(s),
     bytes_sent: s.bytes_acked,
     bytes_received: s.bytes_received,
     remote_name: remoteName,
@@ -140,7 +145,31 @@ export interface ProgramFacts {
   secureexec: string;
 }
 
-export function buildEvent(
+/**
+ * A socket record's event as it was enriched: the record's socket facts and
+ * what was known then (program, container, DNS name, process key), in one
+ * flat object, since the process table and the DNS cache change after.
+ * eventOf() makes the NetworkEvent; the service's encoder writes the parts
+ * straight to bytes (event-encoder.ts), without the five objects of a
+ * NetworkEvent per record.
+ */
+export interface EventParts {
+  socket: SocketEvent;
+  /** The process table's program facts, else the task's comm and ''. */
+  filename: string;
+  binaryPath: string;
+  args: string;
+  secureexec: string;
+  containerId: string;
+  timeUs: number;
+  host: NetworkEvent['host'];
+  runId: string;
+  seq: number;
+  remoteName: string;
+  processKey: string;
+}
+
+export function eventParts(
   socket: SocketEvent,
   program: ProgramFacts | null,
   containerId: string,
@@ -150,7 +179,26 @@ export function buildEvent(
   seq: number,
   remoteName = '',
   key = processKey(host.id, socket),
-): NetworkEvent {
+): EventParts {
+  return {
+    socket,
+    filename: program ? program.filename : socket.task.comm,
+    binaryPath: program ? program.binaryPath : '',
+    args: program ? program.args : '',
+    secureexec: program ? program.secureexec : '',
+    containerId,
+    timeUs,
+    host,
+    runId,
+    seq,
+    remoteName,
+    processKey: key,
+  };
+}
+
+/** The NetworkEvent of an event's parts. */
+export function eventOf(p: EventParts): NetworkEvent {
+  const socket = p.socket;
   const t = socket.task;
   return {
     type: 'NetworkEvent',
@@ -164,11 +212,11 @@ export function buildEvent(
       cap_inheritable: t.cap_inheritable,
       cap_permitted: t.cap_permitted,
       cap_effective: t.cap_effective,
-      secureexec: program ? program.secureexec : '',
-      filename: program ? program.filename : t.comm,
-      binary_path: program ? program.binaryPath : '',
-      args: program ? program.args : '',
-      container_id: containerId,
+      secureexec: p.secureexec,
+      filename: p.filename,
+      binary_path: p.binaryPath,
+      args: p.args,
+      container_id: p.containerId,
     },
     network_event: {
       type: EVENT_TYPE[socket.kind],
@@ -178,10 +226,10 @@ export function buildEvent(
       dport: socket.dport,
       cookie: socket.cookie,
     },
-    timestamp: formatTimestamp(timeUs),
-    host,
-    source: { run_id: runId, seq },
-    connection: connectionFacts(socket, remoteName),
-    process_key: key,
+    timestamp: formatTimestamp(p.timeUs),
+    host: p.host,
+    source: { run_id: p.runId, seq: p.seq },
+    connection: connectionFacts(socket, p.remoteName),
+    process_key: p.processKey,
   };
 }
