@@ -39,7 +39,8 @@ function pick<T>(rnd: () => number, xs: readonly T[]): T {
 function text(rnd: () => number): string {
   const shape = rnd();
   if (shape < 0.1) return '';
-  if (shape < 0.2) return 'x'.repeat(Math.floor(rnd() * 3) + 62); // around the one-byte length bound
+  if (shape < 0.15) return 'x'.repeat(Math.floor(rnd() * 3) + 62); // around the one-byte length bound
+  if (shape < 0.2) return 'y'.repeat(Math.floor(rnd() * 300)); // and the char-by-char bound (256)
   if (shape < 0.25) return 'é'.repeat(Math.floor(rnd() * 70));
   if (shape < 0.3) return 'long argument '.repeat(Math.floor(rnd() * 400));
   let s = '';

@@ -236,7 +236,6 @@ export class DnsCache {
   }
 }
 
-/** An address's bytes as a latin1 string (4 or 16 characters); IPv4-mapped IPv6 as IPv4. */
 function chainLength(head: Answer | null): number {
   let n = 0;
   for (let a = head; a !== null; a = a.older) n++;

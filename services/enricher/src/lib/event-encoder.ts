@@ -179,7 +179,9 @@ function writeInt(buf: Buffer, pos: number, v: number, field: string): number {
 const MAX_SAFE_LONG = 9007199254740990;
 
 function writeLong(buf: Buffer, pos: number, v: number, field: string): number {
-  if (typeof v !== 'number' || v % 1 !== 0 || !(v >= -MAX_SAFE_LONG && v <= MAX_SAFE_LONG)) throw invalid(field, v);
+  // Most longs fit 32 bits: one check (v % 1 on a double is a call to fmod).
+  if ((v | 0) === v) return writeVarint(buf, pos, v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || !(v >= -MAX_SAFE_LONG && v <= MAX_SAFE_LONG)) throw invalid(field, v);
   return writeVarint(buf, pos, v);
 }
 
@@ -203,15 +205,19 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
-/** ASCII strings shorter than this are copied char by char; others go through Buffer.write. */
-const SHORT_STRING = 64;
+/**
+ * ASCII strings shorter than this are copied char by char (a container id's
+ * 64 characters among them); others go through Buffer.write, two calls into
+ * C++ that cost more than such a loop.
+ */
+const SHORT_STRING = 256;
 
 function writeString(buf: Buffer, pos: number, s: string, field: string): number {
   if (typeof s !== 'string') throw invalid(field, s);
   const n = s.length;
   if (n < SHORT_STRING) {
-    // Its length fits one varint byte (2n < 128).
-    const start = pos + 1;
+    // An ASCII string's length in bytes is n: one varint byte below 64 (2n < 128), else two.
+    const start = n < 64 ? pos + 1 : pos + 2;
     let i = 0;
     for (; i < n; i++) {
       const c = s.charCodeAt(i);
@@ -219,7 +225,11 @@ function writeString(buf: Buffer, pos: number, s: string, field: string): number
       buf[start + i] = c;
     }
     if (i === n) {
-      buf[pos] = n << 1;
+      if (n < 64) buf[pos] = n << 1;
+      else {
+        buf[pos] = ((n << 1) & 0x7f) | 0x80;
+        buf[pos + 1] = n >> 6;
+      }
       return start + n;
     }
   }
