@@ -47,6 +47,11 @@ test('network namespaces are apart: the same address, a different name in each',
   assert.equal(cache.lookup(H1, NS, ip('10.0.0.5'), T0 + S), 'db.prod.internal');
   assert.equal(cache.lookup(H1, NS2, ip('10.0.0.5'), T0 + S), 'db.staging.internal');
   assert.equal(cache.lookup(H1, 4026532999, ip('10.0.0.5'), T0 + S), '');
+  // back and forth between namespaces: each lookup keys its own
+  for (let i = 0; i < 3; i++) {
+    assert.equal(cache.lookup(H1, NS, ip('10.0.0.5'), T0 + S), 'db.prod.internal');
+    assert.equal(cache.lookup(H1, NS2, ip('10.0.0.5'), T0 + S), 'db.staging.internal');
+  }
 });
 
 test('the most recent answer wins; an older one still within its TTL is next', () => {

@@ -63,6 +63,9 @@ export class DnsCache {
   private readonly byAddress = new Map<string, Answer>();
   private readonly hostIndex = new Map<string, number>();
   private readonly hostIds: string[] = [];
+  /** By host index: the netns of its last key and that key's start "<host index>:<netns>:" (keyPrefix). */
+  private readonly prefixNetns: number[] = [];
+  private readonly prefixText: string[] = [];
   private entryCount = 0;
   /** Entries evicted by the bound (a metric). */
   evicted = 0;
@@ -85,7 +88,7 @@ export class DnsCache {
     const host = this.host(hostId);
     for (const a of answer.addresses) {
       const ttlUs = Math.min(a.ttl, this.options.maxTtlS) * 1_000_000;
-      this.put(`${host}:${netns}:${dnsAddressKey(a.address)}`, answer.name, atUs, atUs + ttlUs);
+      this.put(this.keyPrefix(host, netns) + dnsAddressKey(a.address), answer.name, atUs, atUs + ttlUs);
     }
   }
 
@@ -94,7 +97,7 @@ export class DnsCache {
     const host = this.hostIndex.get(hostId);
     if (host === undefined) return '';
     let best: Answer | null = null;
-    for (let a = this.byAddress.get(`${host}:${netns}:${addressDnsKey(address)}`) ?? null; a !== null; a = a.older) {
+    for (let a = this.byAddress.get(this.keyPrefix(host, netns) + addressDnsKey(address)) ?? null; a !== null; a = a.older) {
       if (a.answeredUs <= atUs && atUs < a.expiresUs && (best === null || a.answeredUs > best.answeredUs)) best = a;
     }
     return best?.name ?? '';
@@ -155,6 +158,15 @@ export class DnsCache {
     const cache = new DnsCache(options);
     cache.load(entries, nowUs);
     return cache;
+  }
+
+  /** "<host index>:<netns>:", made again only when the host's netns changes (a lookup per event). */
+  private keyPrefix(host: number, netns: number): string {
+    if (this.prefixNetns[host] !== netns) {
+      this.prefixText[host] = `${host}:${netns}:`;
+      this.prefixNetns[host] = netns;
+    }
+    return this.prefixText[host]!;
   }
 
   private host(hostId: string): number {
