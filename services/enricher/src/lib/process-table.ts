@@ -11,7 +11,7 @@
 //    (second chance) sweep in insertion order, and each eviction is counted.
 // About 330 bytes per entry with typical strings (test/enricher.test.ts
 // measures it), and ~65 more once the process had an event (its process key,
-// kept for its next events), so the default 1,000,000 entries is ~400 MB at
+// kept for its next events), so the default 1,000,000 entries is ~430 MB at
 // worst.
 import type { ProcessExec, ProcessFork, SecureExecFlag } from '@netmon/common';
 import { type ProcessKeyCache, type ProgramFacts, basename, formatArgs, formatSecureExec } from './event';
