@@ -217,9 +217,13 @@ class EnricherService implements EnricherHandle {
       if (this.slots.get(b.partition) !== slot) return; // dropped meanwhile
       const m = slot.machine;
       const step: Step = { rewound: false };
+      // The batch is one step of the generation it started in, even when read
+      // in parts: what its parts read is flushed with it (a new generation,
+      // after another partition's crash, would else prepare again and drop it).
+      const generation = this.generation;
       try {
-        const rest = await this.readAhead(m, b);
-        await this.perform(slot, m.batch(this.generation, rest, Date.now(), b.live()), b, step);
+        const rest = await this.readAhead(m, b, generation);
+        await this.perform(slot, m.batch(generation, rest, Date.now(), b.live()), b, step);
       } finally {
         this.count(slot);
       }
@@ -237,12 +241,12 @@ class EnricherService implements EnricherHandle {
    * the offsets, commit: each a callback) waited behind one or two such
    * batches, so a 40 ms transaction took 300 ms, and its partitions sat idle.
    */
-  private async readAhead(m: PartitionMachine, b: RawBatch): Promise<readonly RawMessage[]> {
+  private async readAhead(m: PartitionMachine, b: RawBatch, generation: number): Promise<readonly RawMessage[]> {
     const { messages } = b;
     const part = Math.max(1, this.options.readAheadMessages ?? READ_AHEAD_MESSAGES);
     let from = 0;
-    while (messages.length - from > part && b.live() && m.readsAhead(this.generation)) {
-      m.readAhead(this.generation, messages.slice(from, from + part), Date.now());
+    while (messages.length - from > part && b.live() && m.readsAhead(generation)) {
+      m.readAhead(generation, messages.slice(from, from + part), Date.now());
       from += part;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
