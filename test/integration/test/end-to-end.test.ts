@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, realpathSync, rmdirSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import type { NetworkEvent } from '@netmon/common';
 import { archived, startChild, startPipeline, stopPipelines, waitUntil } from '../src';
+import { freePort, listeningPorts } from '../src/prometheus';
 
 const isRoot = process.getuid?.() === 0;
 const which = (cmd: string) => {
@@ -119,9 +120,17 @@ describe('end to end (real kernel, broker, S3, programs)', { skip: isRoot ? fals
 
   test('a netcat listener and a client over IPv4, with process_filter binary.name: [nc]', { skip: NC ? false : 'netcat is not installed' }, async () => {
     const p = await startPipeline('process_filter: { binary: { name: [nc.openbsd, nc] } }');
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const listener = startChild(NC, ['-l', '127.0.0.1', String(port)], {});
-    await new Promise((r) => setTimeout(r, 500));
+    // Listening, seen in /proc (a probe connection would be the one nc accepts): half a second's sleep was not always enough in CI.
+    await waitUntil(
+      'netcat to listen',
+      () => {
+        if (listener.proc.exitCode !== null) throw new Error(`nc -l exited ${listener.proc.exitCode}: ${listener.stderr()}`);
+        return listeningPorts(listener.proc.pid!).includes(port);
+      },
+      10_000,
+    );
     const client = startChild('sh', ['-c', `echo hello | ${NC} -N 127.0.0.1 ${port}`], {});
     await client.exited;
     await waitUntil('the listener to get the line', () => listener.stdout().includes('hello'), 10_000);
