@@ -1,13 +1,13 @@
 // NetworkEvent's Avro single-object encoding, written by hand for the hot
 // path: field by field straight into shared slabs, no intermediate Tap or
-// per-event buffer; from a NetworkEvent (encode) or, on the service's path,
-// from the event's parts (encodeParts: no NetworkEvent is made). It must stay byte-identical to avsc's encoding of
-// schemas/avro/network-event.avsc (test/event-encoder.test.ts compares the two
-// over varied events): avsc's zigzag varints (integer arithmetic below 2^30,
-// floating above), UTF-8 strings, enum indexes, and each field's default when
-// the value leaves it undefined. Values avsc would refuse throw here too
-// (EventEncodeError), so the caller's dead-letter path stays the same.
-import { NetmonError, type NetworkEvent } from '@netmon/common';
+// per-event buffer, and from the event's parts (event.ts: no NetworkEvent is
+// made). It must stay byte-identical to avsc's encoding of eventOf(parts)
+// under schemas/avro/network-event.avsc (test/event-encoder.test.ts compares
+// the two over varied parts): avsc's zigzag varints (integer arithmetic below
+// 2^30, floating above), UTF-8 strings, enum indexes. Values avsc would refuse
+// throw here too (EventEncodeError), so the caller's dead-letter path stays
+// the same.
+import { NetmonError } from '@netmon/common';
 import { addressText } from './addresses';
 import { EVENT_TYPE, type EventParts, durationMs, formatTimestamp, outcomeOf } from './event';
 
@@ -25,7 +25,7 @@ const CONNECTION_TYPES: Readonly<Record<string, number>> = {
 const SLAB_BYTES = 1 << 20;
 
 /**
- * Encodes NetworkEvents back to back into 1 MiB slabs and hands out views of
+ * Encodes events back to back into 1 MiB slabs and hands out views of
  * them: no allocation per event but the view. A slab lives as long as a view
  * of it (librdkafka copies the bytes at produce()).
  */
@@ -36,21 +36,13 @@ export class NetworkEventEncoder {
   /** `header`: the single-object header (C3 01 and the schema fingerprint), networkEventCodec().header. */
   constructor(private readonly header: Buffer) {}
 
-  encode(ev: NetworkEvent): Buffer {
-    return this.write(writeEvent, ev);
-  }
-
   /** The encoding of eventOf(parts), written from the parts. */
   encodeParts(parts: EventParts): Buffer {
-    return this.write(writeParts, parts);
-  }
-
-  private write<T>(writeBody: (buf: Buffer, pos: number, value: T) => number, value: T): Buffer {
     for (;;) {
       const start = this.pos;
       // Writes past the slab's end are dropped (typed array semantics) while
       // the position still counts them: an overflow shows in `end`.
-      const end = writeBody(this.slab, writeHeader(this.slab, start, this.header), value);
+      const end = writeParts(this.slab, writeHeader(this.slab, start, this.header), parts);
       if (end <= this.slab.length) {
         this.pos = end;
         return this.slab.subarray(start, end);
@@ -66,60 +58,9 @@ function writeHeader(buf: Buffer, pos: number, header: Buffer): number {
   return pos + header.length;
 }
 
-function writeEvent(buf: Buffer, pos: number, ev: NetworkEvent): number {
-  pos = writeString(buf, pos, ev.type === undefined ? 'NetworkEvent' : ev.type, 'type');
-  const p = ev.process;
-  pos = writeInt(buf, pos, p.pid, 'process.pid');
-  pos = writeInt(buf, pos, p.tid, 'process.tid');
-  pos = writeInt(buf, pos, p.ppid, 'process.ppid');
-  pos = writeLong(buf, pos, p.uid, 'process.uid');
-  pos = writeLong(buf, pos, p.euid, 'process.euid');
-  pos = writeLong(buf, pos, p.auid, 'process.auid');
-  pos = writeLong(buf, pos, p.cap_inheritable, 'process.cap_inheritable');
-  pos = writeLong(buf, pos, p.cap_permitted, 'process.cap_permitted');
-  pos = writeLong(buf, pos, p.cap_effective, 'process.cap_effective');
-  pos = writeString(buf, pos, p.secureexec, 'process.secureexec');
-  pos = writeString(buf, pos, p.filename, 'process.filename');
-  pos = writeString(buf, pos, p.binary_path, 'process.binary_path');
-  pos = writeString(buf, pos, p.args, 'process.args');
-  pos = writeString(buf, pos, p.container_id, 'process.container_id');
-  const n = ev.network_event;
-  const type = Object.hasOwn(CONNECTION_TYPES, n.type) ? CONNECTION_TYPES[n.type] : undefined;
-  if (type === undefined) throw invalid('network_event.type', n.type);
-  pos = writeVarint(buf, pos, type);
-  pos = writeString(buf, pos, n.saddr, 'network_event.saddr');
-  pos = writeString(buf, pos, n.daddr, 'network_event.daddr');
-  pos = writeInt(buf, pos, n.sport, 'network_event.sport');
-  pos = writeInt(buf, pos, n.dport, 'network_event.dport');
-  pos = writeLong(buf, pos, n.cookie, 'network_event.cookie');
-  pos = writeString(buf, pos, ev.timestamp, 'timestamp');
-  pos = writeString(buf, pos, ev.host.hostname, 'host.hostname');
-  pos = writeString(buf, pos, ev.host.id, 'host.id');
-  const s = ev.source;
-  if (s === undefined) {
-    pos = writeVarint(buf, pos, 0); // run_id ""
-    pos = writeVarint(buf, pos, -1); // seq -1
-  } else {
-    pos = writeString(buf, pos, s.run_id, 'source.run_id');
-    pos = writeLong(buf, pos, s.seq, 'source.seq');
-  }
-  const c = ev.connection;
-  if (c === undefined) {
-    for (let i = 0; i < 6; i++) pos = writeVarint(buf, pos, 0); // "", 0, 0, 0, "", 0
-  } else {
-    pos = writeString(buf, pos, c.outcome, 'connection.outcome');
-    pos = writeLong(buf, pos, c.duration_ms, 'connection.duration_ms');
-    pos = writeLong(buf, pos, c.bytes_sent, 'connection.bytes_sent');
-    pos = writeLong(buf, pos, c.bytes_received, 'connection.bytes_received');
-    pos = writeString(buf, pos, c.remote_name, 'connection.remote_name');
-    pos = writeLong(buf, pos, c.netns, 'connection.netns');
-  }
-  return writeString(buf, pos, ev.process_key === undefined ? '' : ev.process_key, 'process_key');
-}
-
 /**
- * writeEvent(eventOf(p)) without the NetworkEvent: the same fields in the
- * same order, from the socket record and the parts (event.ts).
+ * eventOf(p)'s fields in the schema's order, written from the socket record
+ * and the parts (event.ts) without making the NetworkEvent.
  */
 function writeParts(buf: Buffer, pos: number, p: EventParts): number {
   const s = p.socket;
