@@ -147,7 +147,7 @@ export class DnsCache {
       const [hostId, netns, hex, name, answeredUs, expiresUs] = e;
       if (typeof hostId !== 'string' || typeof name !== 'string' || !/^([0-9a-f]{8}|[0-9a-f]{32})$/.test(hex)) continue;
       if (!Number.isSafeInteger(netns) || !Number.isFinite(answeredUs) || !Number.isFinite(expiresUs) || expiresUs <= nowUs) continue;
-      this.put(`${this.host(hostId)}:${netns}:${dnsAddressKey(Buffer.from(hex, 'hex'))}`, name, answeredUs, expiresUs);
+      this.put(this.keyPrefix(this.host(hostId), netns) + dnsAddressKey(Buffer.from(hex, 'hex')), name, answeredUs, expiresUs);
       taken++;
     }
     return taken;
@@ -160,7 +160,7 @@ export class DnsCache {
     return cache;
   }
 
-  /** "<host index>:<netns>:", made again only when the host's netns changes (a lookup per event). */
+  /** A key's start "<host index>:<netns>:" (every key is made here), made again only when the host's netns changes (a lookup per event). */
   private keyPrefix(host: number, netns: number): string {
     if (this.prefixNetns[host] !== netns) {
       this.prefixText[host] = `${host}:${netns}:`;
@@ -205,7 +205,7 @@ export class DnsCache {
   forget(hostId: string, netns: number, addressHex: string): void {
     const host = this.hostIndex.get(hostId);
     if (host === undefined) return;
-    const key = `${host}:${netns}:${dnsAddressKey(Buffer.from(addressHex, 'hex'))}`;
+    const key = this.keyPrefix(host, netns) + dnsAddressKey(Buffer.from(addressHex, 'hex'));
     const head = this.byAddress.get(key);
     if (head === undefined) return;
     this.byAddress.delete(key);
