@@ -229,28 +229,28 @@ export class RawDecoder {
   }
 
   private string(): string {
-    const len = this.varint();
-    const start = this.pos;
-    if (len < 0 || start + len > this.buf.length) throw BAIL;
-    this.pos = start + len;
-    return this.buf.utf8Slice(start, start + len);
+    const start = this.span();
+    return this.buf.utf8Slice(start, this.pos);
   }
 
   /** A socket address: the interner's shared Buffer (see lib/addresses.ts). */
   private address(): Buffer {
-    const len = this.varint();
-    const start = this.pos;
-    if (len < 0 || start + len > this.buf.length) throw BAIL;
-    this.pos = start + len;
-    return this.addresses.intern(this.buf, start, len);
+    const start = this.span();
+    return this.addresses.intern(this.buf, start, this.pos - start);
   }
 
   private bytesView(): Buffer {
+    const start = this.span();
+    return this.buf.subarray(start, this.pos);
+  }
+
+  /** A length-prefixed field (string or bytes): checks it fits, moves past it, returns where it starts. */
+  private span(): number {
     const len = this.varint();
     const start = this.pos;
     if (len < 0 || start + len > this.buf.length) throw BAIL;
     this.pos = start + len;
-    return this.buf.subarray(start, start + len);
+    return start;
   }
 
   /** A zigzag varint, as avsc's Tap.readLong reads it (floating arithmetic past 28 bits). */
