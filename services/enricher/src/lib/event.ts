@@ -62,9 +62,13 @@ export function connectionFacts(s: SocketEvent, remoteName: string): NetworkEven
   };
 }
 
-/** host id:pid:start time (µs since boot): one process across pid reuse. */
+/**
+ * host id:pid:start time (µs since boot): one process across pid reuse.
+ * join() makes one flat string, which the process table keeps
+ * (cachedProcessKey): a template's would be a tree of pieces, twice the bytes.
+ */
 export function processKey(hostId: string, s: SocketEvent): string {
-  return `${hostId}:${s.task.pid}:${s.task.start_time_us}`;
+  return [hostId, s.task.pid, s.task.start_time_us].join(':');
 }
 
 /** What keeps a process's key between its events (the process table's entry). */
@@ -77,8 +81,7 @@ export interface ProcessKeyCache {
 export function cachedProcessKey(cache: ProcessKeyCache | null, hostId: string, s: SocketEvent): string {
   if (cache === null) return processKey(hostId, s);
   if (cache.keyStartUs !== s.task.start_time_us) {
-    // join() makes one flat string: a template's would be a tree of pieces, twice the bytes kept.
-    cache.key = [hostId, s.task.pid, s.task.start_time_us].join(':');
+    cache.key = processKey(hostId, s);
     cache.keyStartUs = s.task.start_time_us;
   }
   return cache.key;
